@@ -1,0 +1,122 @@
+"""Assertion helpers for properties: one message shape, observed vs expected and the call.
+
+``"{what}: observed {observed}, expected {expected} [{call}]"`` -- and the likely fix where one is
+known.  This module needs only torch and tensordict: its source is pasted into reproducer snippets.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+def _short(value: Any, limit: int = 300) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def fail(what: str, observed: Any, expected: Any, call: str, fix: str = "") -> None:
+    """Raise AssertionError in the kit's message shape."""
+    __tracebackhide__ = True
+    msg = f"{what}: observed {_short(observed)}, expected {_short(expected)} [{call}]"
+    raise AssertionError(msg + (f". Likely fix: {fix}" if fix else ""))
+
+
+def expect(ok: bool, what: str, observed: Any, expected: Any, call: str, fix: str = "") -> None:
+    """Fail with observed vs expected unless ``ok``."""
+    __tracebackhide__ = True
+    if not ok:
+        fail(what, observed, expected, call, fix)
+
+
+def expect_is(obj: Any, original: Any, what: str, call: str, fix: str = "") -> None:
+    """``obj`` must be ``original`` itself (identity, not equality)."""
+    __tracebackhide__ = True
+    if obj is not original:
+        fail(what, f"a different object ({type(obj).__name__} id={id(obj):#x})",
+             f"the original ({type(original).__name__} id={id(original):#x})", call, fix)
+
+
+def key_tuple(key: Any) -> tuple[str, ...]:
+    """A (possibly nested) key as a tuple of strings."""
+    return (key,) if isinstance(key, str) else tuple(key)
+
+
+def leaf_keys(td: Any) -> set[tuple[str, ...]]:
+    """The set of leaf keys of a tensordict, nested keys as tuples."""
+    return {key_tuple(k) for k in td.keys(include_nested=True, leaves_only=True)}
+
+
+def tensors_equal(a: Any, b: Any) -> bool:
+    """Bitwise equality: same dtype, same shape, same values (NaNs at the same places match)."""
+    if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)):
+        return False
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    if a.is_floating_point():
+        both_nan = torch.isnan(a) & torch.isnan(b)
+        return bool(torch.equal(torch.where(both_nan, 0, a), torch.where(both_nan, 0, b)))
+    return bool(torch.equal(a, b))
+
+
+def describe_tensor(t: Any) -> str:
+    """A short description of a tensor: dtype, shape and (small) values."""
+    if not isinstance(t, torch.Tensor):
+        return _short(t)
+    vals = t.flatten()[:6].tolist()
+    return f"tensor(dtype={t.dtype}, shape={tuple(t.shape)}, first={vals})"
+
+
+def expect_tensor_equal(a: Any, b: Any, what: str, call: str, fix: str = "") -> None:
+    """Bitwise tensor equality, or fail with both tensors described."""
+    __tracebackhide__ = True
+    if not tensors_equal(a, b):
+        fail(what, describe_tensor(a), describe_tensor(b), call, fix)
+
+
+def expect_td_equal(
+    observed: Any, expected: Any, what: str, call: str, keys: Any = None, fix: str = ""
+) -> None:
+    """Bitwise equality of two tensordicts' leaves (``keys`` restricts the comparison)."""
+    __tracebackhide__ = True
+    obs_keys = leaf_keys(observed)
+    exp_keys = leaf_keys(expected)
+    wanted = {key_tuple(k) for k in keys} if keys is not None else exp_keys
+    missing = sorted(wanted - obs_keys)
+    if missing:
+        fail(f"{what}: keys missing", sorted(obs_keys & wanted), sorted(wanted), call, fix)
+    if keys is None and obs_keys != exp_keys:
+        fail(f"{what}: key sets differ", sorted(obs_keys), sorted(exp_keys), call, fix)
+    for key in sorted(wanted):
+        a, b = observed.get(key), expected.get(key)
+        if not tensors_equal(a, b):
+            fail(f"{what}: values of {key!r} differ", describe_tensor(a), describe_tensor(b),
+                 call, fix)
+
+
+def snapshot(obj: Any) -> Any:
+    """A deep copy of what a subject returned, so later writes or buffer reuse cannot alias it.
+
+    Lazy stacks are copied element by element (keeping their exclusive keys); tensors are cloned.
+    """
+    if isinstance(obj, torch.Tensor):
+        return obj.clone()
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(snapshot(o) for o in obj)
+    tds = getattr(obj, "tensordicts", None)
+    if tds is not None:  # a lazy stack: rebuild it from copies of its elements
+        from tensordict import LazyStackedTensorDict
+
+        return LazyStackedTensorDict(*[snapshot(t) for t in tds], stack_dim=obj.stack_dim)
+    if hasattr(obj, "clone"):
+        return obj.clone()
+    return obj
+
+
+def elements(td: Any) -> list[Any]:
+    """The elements of a batched output along dim 0: a lazy stack's own elements, else unbind."""
+    tds = getattr(td, "tensordicts", None)
+    if tds is not None and getattr(td, "stack_dim", 0) == 0:
+        return list(tds)
+    return list(td.unbind(0))

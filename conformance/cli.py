@@ -1,0 +1,148 @@
+"""The command line: ``python -m conformance {check,list,doctor}``.
+
+``check`` runs the property suite through pytest (this kit's plugin), then prints the outcome
+table and a one-line total.  Its exit code is 0 only when nothing failed or xpassed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from conformance import catalogue, profiles
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m conformance",
+        description="Conformance kit for multi-task batched envs, lazy stacks and "
+                    "partial-tolerant policies.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p_list = sub.add_parser("list", help="print the property catalogue")
+    p_list.add_argument("--json", action="store_true", help="as JSON")
+    p_list.add_argument("--markdown", action="store_true", help="as the README's markdown table")
+
+    p_check = sub.add_parser("check", help="run the conformance properties against subjects")
+    p_check.add_argument("--subject", action="append", default=None, metavar="NAME",
+                         help="built-in name, entry point or module:attribute (repeatable; "
+                              "default: every built-in subject)")
+    p_check.add_argument("--profile", choices=profiles.NAMES, default=None,
+                         help="quick | ci | thorough (default: ci when CI=true, else quick)")
+    p_check.add_argument("--area", action="append", default=[], metavar="AREA",
+                         help=f"only this area: {' '.join(catalogue.AREAS)} (repeatable)")
+    p_check.add_argument("--deviations", action="append", default=[], metavar="FILE",
+                         help="TOML file of known deviations (repeatable)")
+    p_check.add_argument("--report", metavar="FILE.json", help="write the JSON report")
+    p_check.add_argument("--junitxml", metavar="FILE", help="write pytest's JUnit XML")
+    p_check.add_argument("-n", dest="numprocesses", metavar="N",
+                         help="run properties in N processes (pytest-xdist; 'auto' allowed)")
+    p_check.add_argument("--hypothesis-seed", dest="seed", metavar="SEED",
+                         help="reproduce a run's examples")
+    p_check.add_argument("--skip-doctor", action="store_true",
+                         help="do not run the environment checks before the suite")
+    p_check.add_argument("pytest_args", nargs="*", metavar="-- PYTEST_ARGS",
+                         help="extra arguments passed to pytest after '--'")
+
+    p_doc = sub.add_parser("doctor", help="say what works in this environment and what will not")
+    p_doc.add_argument("--json", action="store_true", help="as JSON")
+    return parser
+
+
+def _plugin_args() -> list[str]:
+    """``-p conformance.plugin`` unless the installed entry point already loads it."""
+    names = {ep.name for ep in entry_points(group="pytest11")}
+    return [] if "conformance" in names else ["-p", "conformance.plugin"]
+
+
+def pytest_args(ns: argparse.Namespace, report_path: str) -> list[str]:
+    """The pytest command line that ``check`` runs."""
+    args = ["--pyargs", "conformance", "-q", "-rfE", "-p", "no:cacheprovider",
+            "--report", report_path, "--conformance-no-table",
+            "-W", "ignore::pytest.PytestAssertRewriteWarning", *_plugin_args()]
+    for name in ns.subject or []:
+        args += ["--subject", name]
+    if ns.profile:
+        args += ["--conformance-profile", ns.profile]
+    for area in ns.area:
+        args += ["--conformance-area", area]
+    for path in ns.deviations:
+        args += ["--deviations", path]
+    if ns.junitxml:
+        args += ["--junitxml", ns.junitxml]
+    if ns.numprocesses:
+        args += ["-n", str(ns.numprocesses)]
+    if ns.seed is not None:
+        args += ["--hypothesis-seed", str(ns.seed)]
+    return args + list(ns.pytest_args)
+
+
+def _check(ns: argparse.Namespace) -> int:
+    import pytest
+
+    from conformance.plugin import format_table
+
+    try:
+        catalogue.select(ns.area)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 4
+    if ns.numprocesses and "xdist" not in {ep.name for ep in entry_points(group="pytest11")}:
+        print("error: -n needs pytest-xdist: pip install 'multitask-conformance[test]' "
+              "or run without -n", file=sys.stderr)
+        return 4
+    if not ns.skip_doctor:
+        from conformance import doctor
+
+        wanted = {p.area for p in catalogue.select(ns.area)}
+        blocker = doctor.blocking_problem(dmcontrol="SCN" in wanted)
+        if blocker:
+            print(blocker, file=sys.stderr)
+            return 3
+    report_path = ns.report or os.path.join(tempfile.mkdtemp(prefix="conformance-"),
+                                            "report.json")
+    code = pytest.main(pytest_args(ns, report_path))
+    if not Path(report_path).exists():
+        return int(code) or 4
+    report = json.loads(Path(report_path).read_text(encoding="utf-8"))
+    print()
+    for line in format_table(report):
+        print(line)
+    if ns.report:
+        print(f"report: {ns.report}")
+    bad = [c for s in report["subjects"].values() for c in s["properties"].values()
+           if c["outcome"] in ("failed", "xpassed")]
+    if bad:
+        return 1
+    if int(code) not in (0, 5):  # usage or internal errors
+        return int(code)
+    return 0 if report["subjects"] else 5
+
+
+def _list(ns: argparse.Namespace) -> int:
+    if ns.json:
+        print(json.dumps(catalogue.as_dicts(), indent=2))
+    elif ns.markdown:
+        print(catalogue.markdown_table())
+    else:
+        for p in catalogue.PROPERTIES:
+            extra = f" [+{p.extra}]" if p.extra else ""
+            print(f"{p.id:<9} {'+'.join(p.needs)}{extra}\n          {p.statement}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m conformance`` and the ``conformance`` script."""
+    ns = _parser().parse_args(argv)
+    if ns.command == "list":
+        return _list(ns)
+    if ns.command == "check":
+        return _check(ns)
+    from conformance import doctor
+
+    return doctor.main(as_json=ns.json)

@@ -1,0 +1,377 @@
+"""The pytest plugin (``pytest11`` entry point ``conformance``).
+
+Options, the report header, the ``subject`` parametrization, capability skips, known deviations
+(strict), the outcome table and the JSON report.  It is inert for test runs that collect no
+conformance property, and it imports neither torch nor a subject until one is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import warnings
+from importlib import metadata
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conformance import catalogue, profiles
+from conformance.deviations import Deviation, DeviationsError
+from conformance.deviations import load as load_deviations
+
+OPT_SUBJECT = "--subject"
+OPT_PROFILE = "--conformance-profile"
+OPT_DEVIATIONS = "--deviations"
+OPT_REPORT = "--report"
+OPT_AREA = "--conformance-area"
+MARKER = "conformance"
+VERSIONED = ("torch", "tensordict", "torchrl", "mujoco", "dm_control", "hypothesis")
+OUTCOMES = ("passed", "failed", "deviation", "xpassed", "skipped")
+# When several tests make up one property x subject cell, the worst outcome wins.
+_RANK = {"skipped": 0, "passed": 1, "deviation": 2, "xpassed": 3, "failed": 4}
+_MESSAGE_LIMIT = 6000
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("conformance", "multi-task conformance kit")
+    group.addoption(OPT_SUBJECT, action="append", default=None, metavar="NAME",
+                    help="subject to check: a built-in name (reference, torchrl), an entry point "
+                         "of group conformance.subjects, or module:attribute. Repeatable; "
+                         "default: every built-in subject.")
+    group.addoption(OPT_PROFILE, default=None, choices=profiles.NAMES,
+                    help="hypothesis profile: quick, ci (derandomized) or thorough. "
+                         "Default: ci when CI=true, else quick.")
+    group.addoption(OPT_DEVIATIONS, action="append", default=[], metavar="FILE",
+                    help="TOML file of known deviations (strict). Repeatable.")
+    group.addoption(OPT_REPORT, default=None, metavar="FILE.json",
+                    help="write the JSON conformance report here.")
+    group.addoption(OPT_AREA, action="append", default=[], metavar="AREA",
+                    help="only properties of this area (STK EXC SPEC PAR POL SCN). Repeatable.")
+    group.addoption("--conformance-no-table", action="store_true", default=False,
+                    help="do not print the outcome table (python -m conformance check prints "
+                         "it itself).")
+
+
+class _State:
+    """Per-session state, kept on ``config.stash``."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.names: list[str] = config.getoption(OPT_SUBJECT) or []
+        self.subjects: dict[str, Any] | None = None
+        self.profile = profiles.active()
+        self.seed: int | str = "derandomized"
+        self.deviations: list[Deviation] = []
+        self.matched: set[tuple[str, str]] = set()
+        self.cells: dict[tuple[str, str], dict[str, str]] = {}
+        self.active = False
+
+    def resolve(self) -> dict[str, Any]:
+        """Resolve the subject names once; their shipped deviations join the run's."""
+        if self.subjects is None:
+            from conformance.subject import SubjectError, default_names, resolve
+
+            names = self.names or default_names()
+            subjects: dict[str, Any] = {}
+            for name in names:
+                try:
+                    subj = resolve(name)
+                except SubjectError as exc:
+                    raise pytest.UsageError(str(exc)) from None
+                subjects[subj.name] = (subj, name)
+                for path in subj.deviations:
+                    self.deviations.extend(_load(path))
+            self.subjects = subjects
+        return self.subjects
+
+
+STATE = pytest.StashKey[_State]()
+
+
+def _load(path: str) -> list[Deviation]:
+    try:
+        return load_deviations(path)
+    except DeviationsError as exc:
+        raise pytest.UsageError(f"malformed deviations file: {exc}") from None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{MARKER}(id): a conformance property with this ID")
+    name = config.getoption(OPT_PROFILE) or profiles.default_name()
+    seed_opt = config.getoption("hypothesis_seed", default=None)
+    prof = profiles.PROFILES[name]
+    state = _State(config)
+    if seed_opt is not None or not prof.derandomize:
+        if seed_opt is None:
+            seed_opt = random.randrange(2**32)
+            config.option.hypothesis_seed = seed_opt  # xdist passes options on to workers
+        state.seed = int(seed_opt)
+        from hypothesis import core
+
+        core.global_force_seed = state.seed
+    profiles.activate(name, None if state.seed == "derandomized" else int(state.seed))
+    state.profile = profiles.active()
+    for path in config.getoption(OPT_DEVIATIONS):
+        state.deviations.extend(_load(path))
+    try:
+        catalogue.select(config.getoption(OPT_AREA))
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[STATE] = state
+    if state.names:  # named explicitly: a bad name is a usage error before anything runs
+        state.resolve()
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for dist in VERSIONED:
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    out["multitask-conformance"] = _own_version()
+    return out
+
+
+def _own_version() -> str:
+    try:
+        return metadata.version("multitask-conformance")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    state = config.stash[STATE]
+    names = state.names or "(built-ins, resolved when properties are collected)"
+    versions = ", ".join(f"{k} {v}" for k, v in _versions().items())
+    return [
+        f"conformance: subjects {names}; profile {state.profile.name}; "
+        f"hypothesis seed {state.seed}",
+        f"conformance: {versions}",
+    ]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "subject" not in metafunc.fixturenames or not metafunc.definition.get_closest_marker(MARKER):
+        return
+    subjects = metafunc.config.stash[STATE].resolve()
+    metafunc.parametrize("subject", [s for s, _ in subjects.values()], ids=list(subjects))
+
+
+def _dmcontrol_problem() -> str | None:
+    missing = [m for m in ("dm_control", "mujoco") if find_spec(m) is None]
+    if missing:
+        return (f"needs the dmcontrol extra ({', '.join(missing)} not installed): "
+                f"pip install 'multitask-conformance[dmcontrol]'")
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    state = config.stash[STATE]
+    areas = {a.upper() for a in config.getoption(OPT_AREA)}
+    keep, drop = [], []
+    for item in items:
+        marker = item.get_closest_marker(MARKER)
+        if marker is None:
+            keep.append(item)
+            continue
+        state.active = True
+        prop = catalogue.get(marker.args[0])
+        if areas and prop.area not in areas:
+            drop.append(item)
+            continue
+        keep.append(item)
+        subj = getattr(item, "callspec", None) and item.callspec.params.get("subject")
+        if subj is None:
+            continue
+        item.user_properties += [("conformance_id", prop.id), ("conformance_subject", subj.name)]
+        missing = subj.missing(prop.needs)
+        if missing:
+            item.add_marker(pytest.mark.skip(
+                reason=f"subject {subj.name!r} lacks capability {missing[0]!r}"))
+            continue
+        if prop.extra == "dmcontrol" and (problem := _dmcontrol_problem()):
+            item.add_marker(pytest.mark.skip(reason=problem))
+            continue
+        for dev in state.deviations:
+            if dev.id == prop.id and dev.subject == subj.name:
+                state.matched.add((dev.id, dev.subject))
+                item.user_properties.append(("conformance_deviation", dev.reason))
+                item.add_marker(pytest.mark.xfail(reason=f"known deviation: {dev.reason}",
+                                                  strict=True))
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+    if state.active and not hasattr(config, "workerinput"):
+        _warn_unmatched(state, areas)
+
+
+def _warn_unmatched(state: _State, areas: set[str]) -> None:
+    names = set(state.resolve())
+    for dev in state.deviations:
+        if (dev.id, dev.subject) in state.matched:
+            continue
+        if dev.subject in names and areas and catalogue.get(dev.id).area not in areas:
+            continue  # its area was not selected in this run
+        warnings.warn(pytest.PytestWarning(
+            f"{dev.source}: deviation {dev.id} for subject {dev.subject!r} matches no property "
+            f"of this run (subjects: {', '.join(sorted(names))}); remove or fix the entry"),
+            stacklevel=1)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    marker = item.get_closest_marker(MARKER)
+    if marker is not None:
+        from conformance.properties._core import LAST_EXAMPLE
+
+        LAST_EXAMPLE.pop(marker.args[0], None)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    rep = outcome.get_result()
+    marker = item.get_closest_marker(MARKER)
+    if marker is None or call.when != "call" or call.excinfo is None:
+        return
+    if call.excinfo.errisinstance(pytest.skip.Exception):
+        return
+    from conformance import repro
+    from conformance.properties._core import LAST_EXAMPLE
+
+    example = LAST_EXAMPLE.get(marker.args[0])
+    if example is None:
+        return
+    subject, fn, inputs, helpers = example
+    state = item.config.stash[STATE]
+    source = state.resolve().get(subject.name, (None, subject.name))[1]
+    prop = catalogue.get(marker.args[0])
+    try:
+        text = repro.build(prop.id, prop.statement, subject, source, fn, inputs, helpers)
+    except Exception as exc:  # never let a reporting problem hide the failure itself
+        text = f"# reproducer could not be built: {exc!r}"
+    rep.user_properties.append(("conformance_reproducer", text))
+
+
+def _phase_outcome(report: pytest.TestReport, props: dict[str, Any]) -> tuple[str, str] | None:
+    if report.skipped and hasattr(report, "wasxfail"):
+        return "deviation", str(props.get("conformance_deviation", report.wasxfail))
+    if report.skipped:
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        return "skipped", reason.removeprefix("Skipped: ")
+    if report.failed:
+        text = report.longreprtext
+        if "conformance_deviation" in props and "XPASS(strict)" in text:
+            return "xpassed", ("listed as a deviation but passed: remove the entry from the "
+                               f"deviations file ({props['conformance_deviation']})")
+        return "failed", text[-_MESSAGE_LIMIT:]
+    if report.when == "call":
+        return "passed", ""
+    return None
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    props = dict(report.user_properties)
+    if "conformance_id" not in props:
+        return
+    result = _phase_outcome(report, props)
+    if result is None:
+        return
+    state = _CONFIG["config"].stash[STATE] if _CONFIG else None
+    if state is None:
+        return
+    outcome, message = result
+    key = (props["conformance_subject"], props["conformance_id"])
+    cell = state.cells.get(key)
+    if cell is None or _RANK[outcome] > _RANK[cell["outcome"]]:
+        cell = {"outcome": outcome, "message": message}
+        if "conformance_reproducer" in props:
+            cell["reproducer"] = props["conformance_reproducer"]
+        state.cells[key] = cell
+
+
+_CONFIG: dict[str, pytest.Config] = {}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _CONFIG["config"] = session.config
+
+
+def build_report(state: _State) -> dict[str, Any]:
+    """The JSON report (DESIGN.md, "Outputs")."""
+    subjects: dict[str, Any] = {}
+    for (subj, pid), cell in sorted(state.cells.items()):
+        entry = subjects.setdefault(subj, {"properties": {}})
+        entry["properties"][pid] = cell
+    return {
+        "subjects": subjects,
+        "versions": _versions(),
+        "profile": state.profile.name,
+        "hypothesis_seed": state.seed,
+    }
+
+
+def format_table(report: dict[str, Any]) -> list[str]:
+    """Property ID x subject -> outcome, skip reasons, then the one-line total."""
+    subjects = list(report["subjects"])
+    ids = [p.id for p in catalogue.PROPERTIES
+           if any(p.id in report["subjects"][s]["properties"] for s in subjects)]
+    label = {"passed": "passed", "failed": "FAILED", "deviation": "deviation",
+             "xpassed": "XPASSED", "skipped": "skipped"}
+    width = max([len(s) for s in subjects] + [9]) + 2
+    lines = ["ID".ljust(10) + "".join(s.ljust(width) for s in subjects)]
+    totals = dict.fromkeys(OUTCOMES, 0)
+    reasons: dict[str, set[str]] = {}
+    for pid in ids:
+        row = pid.ljust(10)
+        for s in subjects:
+            cell = report["subjects"][s]["properties"].get(pid)
+            if cell is None:
+                row += "-".ljust(width)
+                continue
+            totals[cell["outcome"]] += 1
+            row += label[cell["outcome"]].ljust(width)
+            if cell["outcome"] == "skipped":
+                reasons.setdefault(cell["message"], set()).add(f"{pid}@{s}")
+        lines.append(row)
+    for reason, where in sorted(reasons.items()):
+        lines.append(f"skipped ({len(where)}): {reason}")
+    lines.append("conformance: " + ", ".join(f"{n} {k}" for k, n in totals.items()))
+    return lines
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    state = config.stash[STATE]
+    if not state.cells or config.getoption("--conformance-no-table"):
+        return
+    report = build_report(state)
+    terminalreporter.section("conformance")
+    for line in format_table(report):
+        terminalreporter.write_line(line)
+    for (subj, pid), cell in sorted(state.cells.items()):
+        if cell["outcome"] in ("failed", "xpassed"):
+            prop = catalogue.get(pid)
+            terminalreporter.write_line(f"{cell['outcome'].upper()} {pid} [{subj}]: "
+                                        f"{prop.statement}")
+            if cell.get("reproducer"):
+                terminalreporter.write_line("  reproducer: in the JSON report (--report), "
+                                            "or rerun with -rA")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    path = config.getoption(OPT_REPORT)
+    if not path or hasattr(config, "workerinput"):
+        return
+    state = config.stash[STATE]
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(build_report(state), indent=2) + "\n", encoding="utf-8")
+
+
+os.environ.setdefault("MUJOCO_GL", "egl")

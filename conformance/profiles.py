@@ -1,0 +1,80 @@
+"""The kit's hypothesis profiles: the ONLY place the suite's hypothesis settings come from.
+
+``quick`` (pre-commit, seconds), ``ci`` (the gate; derandomized) and ``thorough`` (nightly).
+Process-parallel properties get fewer examples (each example starts worker processes).  Deadlines
+are off everywhere (env steps and worker starts vary on shared machines) and the example database
+is off so a run depends only on its profile and seed.  Settings apply to the kit's properties
+only; loading the plugin never changes the global hypothesis profile of other tests.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+NAMES = ("quick", "ci", "thorough")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Example counts for one profile; ``derandomize`` fixes the examples run to run."""
+
+    name: str
+    max_examples: int
+    parallel_examples: int
+    stateful_steps: int
+    derandomize: bool
+
+
+PROFILES: dict[str, Profile] = {
+    "quick": Profile("quick", max_examples=8, parallel_examples=1, stateful_steps=8,
+                     derandomize=False),
+    "ci": Profile("ci", max_examples=25, parallel_examples=2, stateful_steps=15,
+                  derandomize=True),
+    "thorough": Profile("thorough", max_examples=200, parallel_examples=8, stateful_steps=40,
+                        derandomize=False),
+}
+
+_active: dict[str, object] = {"name": None, "seed": None}
+
+
+def default_name() -> str:
+    """``ci`` when the ``CI`` environment variable is true-ish, else ``quick``."""
+    return "ci" if os.environ.get("CI", "").lower() in {"1", "true", "yes"} else "quick"
+
+
+def activate(name: str | None, seed: int | None = None) -> Profile:
+    """Select the profile for properties imported from now on (the plugin calls this)."""
+    name = name or default_name()
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; expected one of {', '.join(NAMES)}")
+    _active["name"] = name
+    _active["seed"] = seed
+    return PROFILES[name]
+
+
+def active() -> Profile:
+    """The active profile (the default one when the plugin has not chosen)."""
+    name = _active["name"] or default_name()
+    return PROFILES[str(name)]
+
+
+def hypothesis_settings(kind: str = "default"):  # type: ignore[no-untyped-def]
+    """A ``hypothesis.settings`` for a property of ``kind`` (default, parallel, stateful)."""
+    from hypothesis import HealthCheck, settings
+
+    prof = active()
+    examples = {"parallel": prof.parallel_examples}.get(kind, prof.max_examples)
+    kwargs: dict[str, object] = {}
+    if kind == "stateful":
+        kwargs["stateful_step_count"] = prof.stateful_steps
+        examples = prof.parallel_examples * 2
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        derandomize=prof.derandomize and _active["seed"] is None,
+        print_blob=True,
+        suppress_health_check=list(HealthCheck),
+        **kwargs,  # type: ignore[arg-type]
+    )

@@ -1,0 +1,115 @@
+"""Hypothesis strategies for the properties: key layouts, tensordicts, (nested) stacks, task sets.
+
+Every strategy shrinks toward small, readable examples: few elements, few keys, short shapes,
+float32, zeros.  Values are small integers cast to the key's dtype, so failures print legibly and
+bitwise comparisons are meaningful.  Sections are owned by area; keep each one self-contained.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+from hypothesis import strategies as st
+
+DTYPES = ("float32", "float64", "int64", "bool")
+NAMES = ("obs", "pos", "vel", "img", "goal", "mask")
+
+# -- shared building blocks -------------------------------------------------------------------
+
+
+def shapes(max_dims: int = 2, max_side: int = 3, allow_zero: bool = True) -> st.SearchStrategy:
+    """Tensor shapes: scalars, short vectors, small matrices, zero-size dims (shrinks to ())."""
+    side = st.integers(0 if allow_zero else 1, max_side)
+    return st.lists(side, max_size=max_dims).map(tuple)
+
+
+def dtypes() -> st.SearchStrategy[str]:
+    """A dtype name among float32 (the shrink target), float64, int64 and bool."""
+    return st.sampled_from(DTYPES)
+
+
+def keys(nested: bool = True) -> st.SearchStrategy:
+    """A key: a plain name or a 2-level nested key like ("sub", "pos")."""
+    plain = st.sampled_from(NAMES)
+    if not nested:
+        return plain
+    return st.one_of(plain, st.tuples(st.sampled_from(("sub", "agent")), plain))
+
+
+class Layout(NamedTuple):
+    """Leaf keys -> (shape, dtype name); one layout describes one tensordict's entries."""
+
+    entries: tuple[tuple[Any, tuple[int, ...], str], ...]
+
+
+def _prefix_clash(keyset: list[Any]) -> bool:
+    """True when a plain key is also used as a nested key's parent (an impossible layout)."""
+    plain = {k for k in keyset if isinstance(k, str)}
+    return any(isinstance(k, tuple) and k[0] in plain for k in keyset)
+
+
+@st.composite
+def layouts(draw: Any, min_keys: int = 1, max_keys: int = 4) -> Layout:
+    """A valid set of leaf keys with shapes and dtypes."""
+    ks = draw(st.lists(keys(), min_size=min_keys, max_size=max_keys, unique=True)
+              .filter(lambda ks: not _prefix_clash(ks)))
+    return Layout(tuple((k, draw(shapes()), draw(dtypes())) for k in ks))
+
+
+_TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64, "int64": torch.int64,
+                 "bool": torch.bool}
+
+
+def value(shape: tuple[int, ...], dtype: str, start: int) -> torch.Tensor:
+    """A deterministic tensor: start, start+1, ... cast to dtype (bool: odd numbers True)."""
+    n = 1
+    for s in shape:
+        n *= s
+    base = torch.arange(start, start + n, dtype=torch.int64).reshape(shape)
+    if dtype == "bool":
+        return base % 2 == 1
+    return base.to(_TORCH_DTYPES[dtype])
+
+
+def make_td(layout: Layout, batch: tuple[int, ...] = (), start: int = 0) -> Any:
+    """A TensorDict following ``layout`` with batch size ``batch`` and values counting up."""
+    from tensordict import TensorDict
+
+    td = TensorDict({}, batch_size=batch)
+    for k, (key, shape, dtype) in enumerate(layout.entries):
+        td.set(key, value(tuple(batch) + tuple(shape), dtype, start + 100 * k))
+    return td
+
+
+# -- STK / EXC: stacks ------------------------------------------------------------------------
+
+
+class StackCase(NamedTuple):
+    """Tensordicts to stack along ``dim``: all share ``batch``; keys may differ per element."""
+
+    tds: list[Any]
+    dim: int
+
+
+@st.composite
+def stack_cases(draw: Any, homogeneous: bool = False, min_n: int = 1, max_n: int = 4,
+                exclusive: bool = False) -> StackCase:
+    """Stacks of 1-4 tensordicts with shared keys (same shape and dtype) and, unless
+    ``homogeneous``, keys held by some elements only; ``exclusive`` forces at least one."""
+    n = draw(st.integers(max(min_n, 2 if exclusive else 1), max_n))
+    batch = draw(shapes(max_dims=2, max_side=3, allow_zero=False))
+    dim = draw(st.integers(0, len(batch)))
+    shared = draw(layouts(min_keys=1, max_keys=3))
+    tds = []
+    used = {e[0] for e in shared.entries}
+    for i in range(n):
+        entries = list(shared.entries)
+        if not homogeneous:
+            extra_name = f"only{i}"
+            if exclusive and i == 0 or draw(st.booleans()):
+                ex = (extra_name, draw(shapes(max_dims=1)), draw(dtypes()))
+                entries.append(ex)
+                used.add(extra_name)
+        tds.append(make_td(Layout(tuple(entries)), batch, start=1000 * i))
+    return StackCase(tds, dim)

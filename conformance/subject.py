@@ -1,0 +1,143 @@
+"""The subject: one implementation under test, and how a name on the command line becomes one.
+
+A subject provides any subset of four capabilities (see :data:`conformance.catalogue.CAPABILITIES`):
+
+- ``lazy_stack(tds, dim)`` -- heterogeneous stacking of tensordicts;
+- ``sequential(*modules, partial_tolerant=True)`` -- a policy built from tensordict modules;
+- ``serial_env(makers)`` / ``parallel_env(makers)`` -- a batched env over a list of env makers.
+
+A property whose capability is missing is skipped with a reason that names it.  Names resolve as
+a built-in name (``reference``, ``torchrl``), an entry point in the group ``conformance.subjects``,
+or ``module:attribute`` (imported, never ``exec``-ed).  The attribute may be a :class:`Subject` or
+a zero-argument callable returning one.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+from conformance.catalogue import CAPABILITIES
+
+ENTRY_POINT_GROUP = "conformance.subjects"
+BUILTIN: dict[str, str] = {
+    "reference": "conformance.subjects.reference:subject",
+    "torchrl": "conformance.subjects.torchrl:subject",
+}
+
+
+class SubjectError(ValueError):
+    """A subject name that cannot be resolved, or an object that is not a valid subject."""
+
+
+@dataclass(repr=False)
+class Subject:
+    """An implementation under test: a name and the capabilities it provides (any may be None).
+
+    ``deviations`` names TOML files of known deviations shipped with the subject; ``snippet`` maps
+    a capability to the Python lines a standalone reproducer uses to obtain it (e.g.
+    ``{"lazy_stack": "from tensordict import lazy_stack"}``).
+    """
+
+    name: str
+    lazy_stack: Callable[..., Any] | None = None
+    sequential: Callable[..., Any] | None = None
+    serial_env: Callable[[Sequence[Callable[[], Any]]], Any] | None = None
+    parallel_env: Callable[[Sequence[Callable[[], Any]]], Any] | None = None
+    description: str = ""
+    deviations: tuple[str, ...] = ()
+    snippet: dict[str, str] = field(default_factory=dict)
+
+    def has(self, capability: str) -> bool:
+        """Whether this subject provides ``capability``."""
+        if capability not in CAPABILITIES:
+            raise ValueError(f"unknown capability {capability!r}; expected one of {CAPABILITIES}")
+        return getattr(self, capability) is not None
+
+    def missing(self, needs: Sequence[str]) -> list[str]:
+        """The capabilities in ``needs`` that this subject lacks."""
+        return [c for c in needs if not self.has(c)]
+
+    @property
+    def capabilities(self) -> list[str]:
+        return [c for c in CAPABILITIES if self.has(c)]
+
+    def __repr__(self) -> str:
+        return f"Subject({self.name!r}, capabilities={self.capabilities})"
+
+
+def _entry_point_names() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def available() -> list[str]:
+    """Names that resolve without a ``module:attribute`` spelling: built-ins and entry points."""
+    return sorted(set(BUILTIN) | set(_entry_point_names()))
+
+
+def _usage(name: str, problem: str) -> SubjectError:
+    return SubjectError(
+        f"cannot resolve subject {name!r}: {problem}. Available subjects: "
+        f"{', '.join(available())}; or pass 'module:attribute' naming a "
+        f"conformance.Subject (or a callable returning one) importable from this environment."
+    )
+
+
+def _load_target(name: str, target: str) -> Any:
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise _usage(name, "expected the form 'module:attribute'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise _usage(name, f"importing module {module_name!r} failed ({exc})") from exc
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise _usage(name, f"module {module_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    return obj
+
+
+def _coerce(name: str, obj: Any) -> Subject:
+    if not isinstance(obj, Subject) and callable(obj):
+        obj = obj()
+    if not isinstance(obj, Subject):
+        raise _usage(
+            name, f"it points to {type(obj).__name__!r}, not a conformance.Subject"
+        )
+    if not obj.capabilities:
+        raise _usage(name, "the subject provides none of the capabilities " + ", ".join(CAPABILITIES))
+    return obj
+
+
+def resolve(name: str) -> Subject:
+    """Turn a subject name into a :class:`Subject`, or raise :class:`SubjectError` listing names.
+
+    Raises:
+        SubjectError: the name is unknown, its module does not import, its attribute is missing,
+            or the object is not a Subject.
+    """
+    if name in BUILTIN:
+        return _coerce(name, _load_target(name, BUILTIN[name]))
+    eps = _entry_point_names()
+    if name in eps:
+        try:
+            return _coerce(name, eps[name].load())
+        except SubjectError:
+            raise
+        except Exception as exc:  # an entry point whose import breaks
+            raise _usage(name, f"loading entry point {eps[name].value!r} failed ({exc})") from exc
+    if ":" in name:
+        return _coerce(name, _load_target(name, name))
+    raise _usage(name, "no built-in subject or entry point has this name")
+
+
+def default_names() -> list[str]:
+    """The subjects run when none is named: ``CONFORMANCE_SUBJECTS`` (comma list) or built-ins."""
+    env = os.environ.get("CONFORMANCE_SUBJECTS", "")
+    return [n.strip() for n in env.split(",") if n.strip()] or list(BUILTIN)

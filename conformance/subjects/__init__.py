@@ -1,0 +1,1 @@
+"""Built-in subjects: ``reference`` (this kit's oracle) and ``torchrl`` (torchrl + tensordict)."""

@@ -1,0 +1,32 @@
+"""The built-in subject ``reference``: this kit's oracle (``reference/``).
+
+Stacking is tensordict's own lazy stack (the reference builds on it rather than re-implementing
+a TensorDict); the batched envs and the partial-tolerant policy are the reference's.
+"""
+
+from __future__ import annotations
+
+from conformance.subject import Subject
+from conformance.subjects.torchrl import lazy_stack_function
+
+
+def subject() -> Subject:
+    """Build the ``reference`` subject."""
+    from reference import ParallelMultiTaskEnv, PartialTolerantSequential, SerialMultiTaskEnv
+
+    return Subject(
+        name="reference",
+        lazy_stack=lazy_stack_function(),
+        sequential=PartialTolerantSequential,
+        serial_env=SerialMultiTaskEnv,
+        parallel_env=ParallelMultiTaskEnv,
+        description="the kit's oracle: reference.SerialMultiTaskEnv / ParallelMultiTaskEnv, "
+        "reference.PartialTolerantSequential, tensordict's lazy stack",
+        snippet={
+            "lazy_stack": "from tensordict import LazyStackedTensorDict\n"
+            "lazy_stack = LazyStackedTensorDict.lazy_stack",
+            "sequential": "from reference import PartialTolerantSequential as sequential",
+            "serial_env": "from reference import SerialMultiTaskEnv as serial_env",
+            "parallel_env": "from reference import ParallelMultiTaskEnv as parallel_env",
+        },
+    )

@@ -1,0 +1,426 @@
+"""Multi-task batched envs: one env per task, run in this process or one worker process each.
+
+Same duck-typed API and semantics as torchrl's ``SerialEnv`` / ``ParallelEnv`` given a list of
+makers, without torchrl's batched machinery: data is a lazy stack along dim 0 whose element i is
+task i's TensorDict (keys shared by all tasks show at the stack level, exclusive keys only in their
+task's element).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import pickle
+import time
+import traceback
+import weakref
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+import torch
+from tensordict import LazyStackedTensorDict, TensorDict, TensorDictBase, lazy_stack
+from torchrl.data import Composite, TensorSpec
+
+from reference import _worker
+from reference.errors import SpecMismatchError, WorkerError
+
+__all__ = ["EnvSpecs", "ParallelMultiTaskEnv", "SerialMultiTaskEnv", "check_shared_specs"]
+
+Maker = Callable[[], Any]
+_PARTS = ("observation", "action", "reward", "done")
+
+
+@dataclass(frozen=True)
+class EnvSpecs:
+    """One task's specs: its env's ``full_{observation,action,reward,done}_spec`` (clones)."""
+
+    observation: Composite
+    action: Composite
+    reward: Composite
+    done: Composite
+
+    def leaves(self) -> dict[Any, TensorSpec]:
+        """Every leaf key of the four specs mapped to its spec."""
+        return {k: part[k] for part in (self.observation, self.action, self.reward, self.done)
+                for k in part.keys(True, True)}
+
+
+def _describe(spec: TensorSpec) -> str:
+    return f"shape={tuple(spec.shape)} dtype={spec.dtype}"
+
+
+def check_shared_specs(specs: Sequence[EnvSpecs]) -> None:
+    """Raise SpecMismatchError if a leaf key present in every task has two shapes or dtypes."""
+    leaves = [s.leaves() for s in specs]
+    shared = [k for k in leaves[0] if all(k in lv for lv in leaves)]
+    for key in shared:
+        first = leaves[0][key]
+        for i, lv in enumerate(leaves[1:], 1):
+            if (lv[key].shape, lv[key].dtype) != (first.shape, first.dtype):
+                raise SpecMismatchError(
+                    f"key {key!r} is shared by all tasks but task 0 has {_describe(first)} and "
+                    f"task {i} has {_describe(lv[key])}; rename the key per task (e.g. "
+                    f"'{key}_<task>') or make the shapes and dtypes agree")
+
+
+def _elements(td: TensorDictBase, n: int) -> list[TensorDictBase]:
+    """Per-task elements: the stacked objects of a lazy stack along dim 0, else ``unbind(0)``."""
+    if td.batch_size[:1] != torch.Size([n]):
+        raise ValueError(f"expected a tensordict with batch_size [{n}, ...] (one element per task)"
+                         f", got {list(td.batch_size)}")
+    return list(td.unbind(0))
+
+
+def _restack(td: TensorDictBase, elements: list[TensorDictBase]) -> TensorDictBase:
+    """Return ``td`` when writes into ``elements`` show through it, else a new lazy stack."""
+    if isinstance(td, LazyStackedTensorDict) and td.stack_dim == 0:
+        return td
+    return lazy_stack(elements, 0)
+
+
+class _MultiTaskEnv:
+    """Shared logic; subclasses provide ``_start`` (returns specs), ``_run`` and ``close``."""
+
+    def __init__(self, makers: Iterable[Maker]) -> None:
+        self._makers = list(makers)
+        if not self._makers:
+            raise ValueError("a multi-task env needs at least one maker")
+        self.num_tasks = len(self._makers)
+        self.batch_size = torch.Size([self.num_tasks])
+        specs = self._start()
+        try:
+            check_shared_specs(specs)
+        except SpecMismatchError:
+            self.close()
+            raise
+        self.task_specs: list[EnvSpecs] = specs
+        stacked = {p: torch.stack([getattr(s, p) for s in specs], 0) for p in _PARTS}
+        self.full_observation_spec = self.observation_spec = stacked["observation"]
+        self.full_action_spec = stacked["action"]
+        self.full_reward_spec = stacked["reward"]
+        self.full_done_spec = self.done_spec = stacked["done"]
+        self.action_spec = self._single_leaf("action")
+        self.reward_spec = self._single_leaf("reward")
+        self._current: list[TensorDictBase | None] = [None] * self.num_tasks
+
+    def _single_leaf(self, part: str) -> TensorSpec:
+        """The stacked leaf spec when every task has one and the same leaf key, else the full."""
+        keys = {tuple(getattr(s, part).keys(True, True)) for s in self.task_specs}
+        full = getattr(self, f"full_{part}_spec")
+        if len(keys) != 1 or len(next(iter(keys))) != 1:
+            return full
+        key = next(iter(keys))[0]
+        return torch.stack([getattr(s, part)[key] for s in self.task_specs], 0)
+
+    # -- transport, implemented by subclasses ------------------------------------------------
+    def _start(self) -> list[EnvSpecs]:
+        raise NotImplementedError
+
+    def _run(self, calls: dict[int, tuple[str, Any]]) -> dict[int, Any]:
+        """Run ``{task: (command, arg)}`` ("reset", "step", "set_seed"); return fresh results."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def is_closed(self) -> bool:
+        raise NotImplementedError
+
+    def __enter__(self) -> _MultiTaskEnv:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the env API ------------------------------------------------------------------------
+    def _keep_keys(self, i: int) -> list[Any]:
+        """Keys that move from "next" to the root (observations and done flags of task i)."""
+        s = self.task_specs[i]
+        return [*s.observation.keys(True, True), *s.done.keys(True, True)]
+
+    def reset(self, tensordict: TensorDictBase | None = None) -> LazyStackedTensorDict:
+        """Reset the tasks selected by a bool ``"_reset"`` entry (all when absent) and return a new
+        lazy stack: reset tasks carry their reset output, others their current observations/done.
+        """
+        mask = [True] * self.num_tasks
+        flag = None if tensordict is None else tensordict.get("_reset", None)
+        if flag is not None:
+            if flag.dtype != torch.bool:
+                raise TypeError(f'"_reset" must be a bool tensor, got dtype {flag.dtype}')
+            mask = flag.expand(self.num_tasks) if flag.ndim == 0 else flag
+            mask = mask.reshape(self.num_tasks, -1).any(-1).tolist()
+        for i, out in self._run({i: ("reset", None) for i in range(self.num_tasks)
+                                 if mask[i]}).items():
+            self._current[i] = out
+        elements = []
+        for i, cur in enumerate(self._current):
+            if cur is None:
+                raise RuntimeError(f"task {i} was never reset: include it in \"_reset\"")
+            elements.append(cur.clone())
+        return lazy_stack(elements, 0)
+
+    def step(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """Step every task with its element's action keys and write the result under "next" of
+        each element; return the input if it is a lazy stack along dim 0, else a new lazy stack.
+        """
+        elements = _elements(tensordict, self.num_tasks)
+        calls = {}
+        for i, element in enumerate(elements):
+            inputs = TensorDict({}, batch_size=[])
+            for key in self.task_specs[i].action.keys(True, True):
+                if element.get(key, None) is None:
+                    raise KeyError(f"step: element {i} has no action entry {key!r}")
+                inputs.set(key, element.get(key).clone())
+            calls[i] = ("step", inputs)
+        results = self._run(calls)
+        for i, element in enumerate(elements):
+            element.set("next", results[i])
+            self._current[i] = results[i].select(*self._keep_keys(i)).clone()
+        return _restack(tensordict, elements)
+
+    def _step_mdp(self, tensordict: TensorDictBase) -> LazyStackedTensorDict:
+        """Next root: each element's "next" observations and done flags (reward, action dropped)."""
+        elements = _elements(tensordict, self.num_tasks)
+        return lazy_stack([e.get("next").select(*self._keep_keys(i)).clone()
+                           for i, e in enumerate(elements)], 0)
+
+    def _done_mask(self, tensordict: TensorDictBase) -> torch.Tensor:
+        """Per task: True when any of its done leaves (done/terminated/truncated) is True."""
+        elements = _elements(tensordict, self.num_tasks)
+        return torch.tensor([any(bool(e.get(k).any()) for k in self.task_specs[i].done.keys(
+            True, True)) for i, e in enumerate(elements)])
+
+    def rand_action(self, tensordict: TensorDictBase | None = None) -> TensorDictBase:
+        """Draw one sample of the stacked action spec (global RNG, like torchrl) and write task i's
+        part into element i of ``tensordict`` (or of a new lazy stack)."""
+        sample = self.full_action_spec.rand()
+        if tensordict is None:
+            return lazy_stack([sample[i].clone() for i in range(self.num_tasks)], 0)
+        elements = _elements(tensordict, self.num_tasks)
+        for i, element in enumerate(elements):
+            element.update(sample[i].clone())
+        return _restack(tensordict, elements)
+
+    def set_seed(self, seed: int) -> int:
+        """Seed task 0 with ``seed`` and task i with what task i-1's ``env.set_seed`` returned
+        (torchrl's chaining); return the seed returned by the last task."""
+        for i in range(self.num_tasks):
+            seed = self._run({i: ("set_seed", seed)})[i]
+        return seed
+
+    def rollout(self, max_steps: int, policy: Callable[[TensorDictBase], Any] | None = None, *,
+                return_contiguous: bool = False, break_when_any_done: bool = False,
+                auto_reset: bool = True, tensordict: TensorDictBase | None = None,
+                ) -> TensorDictBase:
+        """torchrl's rollout: [reset], then per step act (policy or random), step, record, move
+        "next" to the root and reset exactly the done tasks (or stop if ``break_when_any_done``).
+
+        Returns the steps stacked along dim 1: ``out[i]`` is task i's trajectory, ``out[:, t]``
+        step t. ``auto_reset=True`` resets (with ``tensordict`` as reset input when given).
+        """
+        if auto_reset:
+            td = self.reset(tensordict)
+        elif tensordict is None:
+            raise RuntimeError("rollout(auto_reset=False) needs the tensordict to start from")
+        else:
+            td = tensordict
+        steps = []
+        for t in range(max_steps):
+            if policy is None:
+                td = self.rand_action(td)
+            else:
+                out = policy(td)
+                td = td if out is None else out
+            td = self.step(td)
+            steps.append(td)
+            if t == max_steps - 1:
+                break
+            td = self._step_mdp(td)
+            done = self._done_mask(td)
+            if done.any():
+                if break_when_any_done:
+                    break
+                td.set("_reset", done.reshape(self.num_tasks, 1))
+                td = self.reset(td)
+        if not return_contiguous:
+            out = lazy_stack(steps, 1)
+        else:
+            keys = [set(e.keys(True, True)) for e in steps[0].unbind(0)]
+            if any(k != keys[0] for k in keys):
+                raise ValueError("return_contiguous=True needs every key shared by all tasks; "
+                                 f"task-exclusive keys: {sorted(map(str, set.union(*keys) - set.intersection(*keys)))}")
+            out = torch.stack([torch.stack(list(s.unbind(0)), 0) for s in steps], 1)
+        out.refine_names(..., "time")
+        return out
+
+
+class SerialMultiTaskEnv(_MultiTaskEnv):
+    """The tasks' envs built and run in this process, in task order."""
+
+    def __init__(self, makers: Iterable[Maker]) -> None:
+        self._envs: list[Any] = []
+        self._closed = False
+        super().__init__(makers)
+
+    def _fail(self, i: int, what: str, err: BaseException) -> WorkerError:
+        tb = traceback.format_exc()
+        self.close()
+        return WorkerError(f"task {i}: {what} raised {type(err).__name__}: {err}", i, tb)
+
+    def _start(self) -> list[EnvSpecs]:
+        for i, maker in enumerate(self._makers):
+            try:
+                self._envs.append(maker())
+            except Exception as err:
+                raise self._fail(i, "the maker", err) from err
+        return [EnvSpecs(*(getattr(env, f"full_{p}_spec").clone() for p in _PARTS))
+                for env in self._envs]
+
+    def _run(self, calls: dict[int, tuple[str, Any]]) -> dict[int, Any]:
+        if self._closed:
+            raise RuntimeError("the env is closed")
+        results = {}
+        for i, (command, arg) in calls.items():
+            env = self._envs[i]
+            try:
+                if command == "reset":
+                    results[i] = env.reset().clone()
+                elif command == "step":
+                    results[i] = env.step(arg).get("next").clone()
+                else:
+                    results[i] = env.set_seed(arg)
+            except Exception as err:
+                raise self._fail(i, f"{command!r}", err) from err
+        return results
+
+    def close(self) -> None:
+        """Close every task env; idempotent."""
+        if not self._closed:
+            self._closed = True
+            for env in self._envs:
+                env.close()
+
+    @property
+    def is_closed(self) -> bool:
+        return self._closed
+
+
+def _shutdown(procs: list[BaseProcess], conns: list[Connection], grace: float) -> None:
+    """Ask workers to close, join them until ``grace`` runs out, then terminate, then kill."""
+    for conn in conns:
+        with contextlib.suppress(OSError):
+            conn.send_bytes(pickle.dumps(("close", None)))
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        proc.join(max(0.0, deadline - time.monotonic()))
+        for stop in (proc.terminate, proc.kill):
+            if proc.is_alive():
+                stop()
+                proc.join(1.0)
+    for conn in conns:
+        conn.close()
+    procs.clear()
+    conns.clear()
+
+
+class ParallelMultiTaskEnv(_MultiTaskEnv):
+    """One worker process per task (multiprocessing ``start_method``); every wait on a worker has
+    a ``timeout`` deadline and a liveness check, so a dead or silent worker raises WorkerError."""
+
+    def __init__(self, makers: Iterable[Maker], *, start_method: str = "spawn",
+                 timeout: float = 30.0) -> None:
+        self._ctx = mp.get_context(start_method)
+        self._timeout = timeout
+        self._procs: list[BaseProcess] = []
+        self._conns: list[Connection] = []
+        self._finalizer = weakref.finalize(self, _shutdown, self._procs, self._conns,
+                                           min(timeout, 5.0))
+        super().__init__(makers)
+
+    @property
+    def worker_pids(self) -> list[int | None]:
+        """Process ids of the live workers (empty once closed)."""
+        return [p.pid for p in self._procs]
+
+    def _start(self) -> list[EnvSpecs]:
+        blobs = []
+        for i, maker in enumerate(self._makers):
+            try:
+                blobs.append(pickle.dumps(maker))
+            except Exception as err:
+                raise WorkerError(
+                    f"task {i}: its maker {maker!r} cannot be pickled ({type(err).__name__}: "
+                    f"{err}); worker processes receive makers by pickle: use a module-level "
+                    "function or a functools.partial of one (e.g. TaskSpec.maker())", i) from err
+        for i, blob in enumerate(blobs):
+            parent, child = self._ctx.Pipe()
+            proc = self._ctx.Process(target=_worker.main, args=(child, blob), daemon=True,
+                                     name=f"reference-task-{i}")
+            proc.start()
+            child.close()
+            self._procs.append(proc)
+            self._conns.append(parent)
+        got = self._collect(range(self.num_tasks), "building its env")
+        return [EnvSpecs(*got[i]) for i in range(self.num_tasks)]
+
+    def _collect(self, tasks: Iterable[int], doing: str) -> dict[int, Any]:
+        """Receive one answer per task before a shared deadline; on any failure close all workers
+        and raise WorkerError naming the task, its exit code and the worker's traceback."""
+        deadline = time.monotonic() + self._timeout
+        results = {}
+        try:
+            for i in tasks:
+                results[i] = self._recv(i, deadline, doing)
+        except WorkerError:
+            self.close()
+            raise
+        return results
+
+    def _recv(self, i: int, deadline: float, doing: str) -> Any:
+        conn, proc = self._conns[i], self._procs[i]
+        while True:
+            if conn.poll(0.05):
+                try:
+                    status, payload = pickle.loads(conn.recv_bytes())
+                except (EOFError, OSError):
+                    proc.join(1.0)
+                    raise WorkerError(f"task {i}: worker (pid {proc.pid}) closed its pipe while "
+                                      f"{doing}; exit code {proc.exitcode}", i,
+                                      exitcode=proc.exitcode) from None
+                if status == "error":
+                    proc.join(1.0)
+                    raise WorkerError(f"task {i}: worker (pid {proc.pid}) raised while {doing}",
+                                      i, payload, proc.exitcode)
+                return payload
+            if not proc.is_alive() and not conn.poll(0):
+                raise WorkerError(f"task {i}: worker (pid {proc.pid}) died while {doing}; "
+                                  f"exit code {proc.exitcode}", i, exitcode=proc.exitcode)
+            if time.monotonic() > deadline:
+                raise WorkerError(f"task {i}: worker (pid {proc.pid}) sent nothing for "
+                                  f"{self._timeout} s while {doing}", i)
+
+    def _run(self, calls: dict[int, tuple[str, Any]]) -> dict[int, Any]:
+        if self.is_closed:
+            raise RuntimeError("the env is closed")
+        for i, call in calls.items():
+            try:
+                self._conns[i].send_bytes(pickle.dumps(call))
+            except OSError as err:
+                code = self._procs[i].exitcode
+                self.close()
+                raise WorkerError(f"task {i}: cannot send {call[0]!r} to its worker ({err}); "
+                                  f"exit code {code}", i, exitcode=code) from err
+        names = ", ".join(sorted({c for c, _ in calls.values()}))
+        return self._collect(calls, f"running {names!r}")
+
+    def close(self) -> None:
+        """Stop every worker (close message, join, terminate, kill); idempotent."""
+        self._finalizer()
+
+    @property
+    def is_closed(self) -> bool:
+        return not self._finalizer.alive

@@ -1,0 +1,1 @@
+"""Mutants: deliberately broken subjects, each of which must fail the properties it targets."""
