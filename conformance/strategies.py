@@ -113,3 +113,75 @@ def stack_cases(draw: Any, homogeneous: bool = False, min_n: int = 1, max_n: int
                 used.add(extra_name)
         tds.append(make_td(Layout(tuple(entries)), batch, start=1000 * i))
     return StackCase(tds, dim)
+
+
+# -- SPEC / PAR: task sets ---------------------------------------------------------------------
+
+
+class TaskSet(NamedTuple):
+    """Task specs for a batched env: keys shared by all agree in shape and dtype."""
+
+    tasks: list[Any]  # reference.tasks.TaskSpec
+
+
+def _key_specs(entries: Any) -> tuple[Any, ...]:
+    from reference.tasks import KeySpec
+
+    return tuple(KeySpec(k, shape, dtype) for k, shape, dtype in entries)
+
+
+@st.composite
+def task_sets(draw: Any, min_tasks: int = 1, max_tasks: int = 6, exclusive: bool = False,
+              max_episode: int = 12) -> TaskSet:
+    """1-6 tasks: keys shared by all (one shape and dtype each), keys held by some tasks and
+    keys held by one; nested keys, scalars, zero-size dims, all four dtypes; one action shape;
+    distinct seeds.  ``exclusive`` forces at least two tasks and one exclusive key."""
+    from reference.tasks import TaskSpec
+
+    n = draw(st.integers(max(min_tasks, 2 if exclusive else 1), max_tasks))
+    shared = draw(layouts(min_keys=1, max_keys=2))
+    used = {e[0] for e in shared.entries}
+    pool_names = [f"extra{j}" for j in range(3)]
+    pool = {name: (name, draw(shapes(max_dims=2)), draw(dtypes())) for name in pool_names}
+    action_shape = draw(shapes(max_dims=1, max_side=3, allow_zero=False))
+    if not action_shape:
+        action_shape = (1,)
+    tasks = []
+    for i in range(n):
+        entries = list(shared.entries)
+        held = draw(st.lists(st.sampled_from(pool_names), unique=True, max_size=2))
+        if exclusive and i == 0:
+            held = [*held, f"only{i}"]
+            pool[f"only{i}"] = (("task0", "own"), draw(shapes(max_dims=1)), draw(dtypes()))
+        entries += [pool[h] for h in held if pool[h][0] not in used]
+        tasks.append(TaskSpec(
+            name=f"task{i}",
+            observations=_key_specs(entries),
+            action_shape=action_shape,
+            episode_length=draw(st.integers(2, max_episode)),
+            seed=draw(st.integers(0, 2**16)) * 8 + i,
+        ))
+    return TaskSet(tasks)
+
+
+@st.composite
+def action_sequences(draw: Any, task_set: TaskSet, steps: int) -> list[list[Any]]:
+    """``steps`` rows of per-task actions in [-1, 1] (multiples of 1/4, so values print short)."""
+    rows = []
+    for _ in range(steps):
+        row = []
+        for task in task_set.tasks:
+            n = 1
+            for s in task.action_shape:
+                n *= s
+            vals = draw(st.lists(st.integers(-4, 4), min_size=n, max_size=n))
+            row.append(torch.tensor(vals, dtype=torch.float32).reshape(task.action_shape) / 4)
+        rows.append(row)
+    return rows
+
+
+@st.composite
+def reset_masks(draw: Any, n: int) -> torch.Tensor:
+    """A ``_reset`` mask of shape [n, 1] (any pattern, shrinking toward resetting task 0)."""
+    bits = draw(st.lists(st.booleans(), min_size=n, max_size=n))
+    return torch.tensor(bits, dtype=torch.bool).reshape(n, 1)
