@@ -23,6 +23,7 @@ _EXPORTS = {
     "humanoid_maker": "reference.dmc",
     "stand_maker": "reference.dmc",
     "walk_maker": "reference.dmc",
+    "make_humanoid": "reference.dmc",
 }
 __all__ = sorted(_EXPORTS)
 

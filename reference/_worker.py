@@ -3,7 +3,8 @@
 Only stdlib imports at module level: ``import torch`` and building the env happen inside
 try/except so that any failure, an import error included, goes back to the parent as a traceback.
 Protocol: every message is ``pickle.dumps(...)`` bytes over a Pipe; the parent sends
-``(command, argument)``, the worker answers (except to "close") ``("ok", result)`` or ``("error", traceback_text)``.
+``(command, argument)``, the worker answers ``("ok", result)`` or ``("error", traceback)``
+(nothing to "close").
 """
 
 from __future__ import annotations

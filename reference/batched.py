@@ -250,9 +250,10 @@ class _MultiTaskEnv:
             out = lazy_stack(steps, 1)
         else:
             keys = [set(e.keys(True, True)) for e in steps[0].unbind(0)]
-            if any(k != keys[0] for k in keys):
+            exclusive = set.union(*keys) - set.intersection(*keys)
+            if exclusive:
                 raise ValueError("return_contiguous=True needs every key shared by all tasks; "
-                                 f"task-exclusive keys: {sorted(map(str, set.union(*keys) - set.intersection(*keys)))}")
+                                 f"task-exclusive keys: {sorted(map(str, exclusive))}")
             out = torch.stack([torch.stack(list(s.unbind(0)), 0) for s in steps], 1)
         out.refine_names(..., "time")
         return out
