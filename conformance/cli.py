@@ -85,7 +85,7 @@ def pytest_args(ns: argparse.Namespace, report_path: str) -> list[str]:
 def _check(ns: argparse.Namespace) -> int:
     import pytest
 
-    from conformance.plugin import format_table
+    from conformance.plugin import format_failures, format_table
 
     try:
         catalogue.select(ns.area)
@@ -111,10 +111,12 @@ def _check(ns: argparse.Namespace) -> int:
         return int(code) or 4
     report = json.loads(Path(report_path).read_text(encoding="utf-8"))
     print()
-    for line in format_table(report):
+    for line in format_failures(report):
         print(line)
     if ns.report:
         print(f"report: {ns.report}")
+    for line in format_table(report):  # ends with the one-line total
+        print(line)
     bad = [c for s in report["subjects"].values() for c in s["properties"].values()
            if c["outcome"] in ("failed", "xpassed")]
     if bad:

@@ -346,22 +346,31 @@ def format_table(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def format_failures(report: dict[str, Any]) -> list[str]:
+    """One line per failed or xpassed cell: ID, subject, statement, and where the detail is."""
+    lines = []
+    for subj, entry in report["subjects"].items():
+        for pid, cell in entry["properties"].items():
+            if cell["outcome"] not in ("failed", "xpassed"):
+                continue
+            lines.append(f"{cell['outcome'].upper()} {pid} [{subj}]: "
+                         f"{catalogue.get(pid).statement}")
+            if cell["outcome"] == "xpassed":
+                lines.append(f"  {cell['message']}")
+            elif cell.get("reproducer"):
+                lines.append("  the shrunk example is above; a standalone reproducer is in the "
+                             "JSON report (--report FILE.json: subjects.NAME.properties.ID)")
+    return lines
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     state = config.stash[STATE]
     if not state.cells or config.getoption("--conformance-no-table"):
         return
     report = build_report(state)
     terminalreporter.section("conformance")
-    for line in format_table(report):
+    for line in format_table(report) + format_failures(report):
         terminalreporter.write_line(line)
-    for (subj, pid), cell in sorted(state.cells.items()):
-        if cell["outcome"] in ("failed", "xpassed"):
-            prop = catalogue.get(pid)
-            terminalreporter.write_line(f"{cell['outcome'].upper()} {pid} [{subj}]: "
-                                        f"{prop.statement}")
-            if cell.get("reproducer"):
-                terminalreporter.write_line("  reproducer: in the JSON report (--report), "
-                                            "or rerun with -rA")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -105,7 +105,11 @@ def _load_target(name: str, target: str) -> Any:
 
 def _coerce(name: str, obj: Any) -> Subject:
     if not isinstance(obj, Subject) and callable(obj):
-        obj = obj()
+        try:
+            obj = obj()
+        except Exception as exc:
+            raise _usage(name, f"calling the subject factory raised {type(exc).__name__}: "
+                               f"{exc}") from exc
     if not isinstance(obj, Subject):
         raise _usage(
             name, f"it points to {type(obj).__name__!r}, not a conformance.Subject"

@@ -1,0 +1,103 @@
+"""The kill matrix: every mutant in tests/mutants against the properties, in one run.
+
+``python -m tests.kill_matrix`` runs it and prints the markdown matrix for the README;
+tests/test_kill_matrix.py asserts it.  Each mutant module declares ``KILLS = {factory: [IDs]}``:
+the properties that mutant must fail.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import pkgutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def discover() -> dict[str, list[str]]:
+    """``{"tests.mutants.module:factory": [IDs it must fail]}`` over every mutant module."""
+    import tests.mutants as pkg
+
+    kills: dict[str, list[str]] = {}
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"tests.mutants.{info.name}")
+        for factory, ids in getattr(module, "KILLS", {}).items():
+            kills[f"tests.mutants.{info.name}:{factory}"] = list(ids)
+    return kills
+
+
+def run(kills: dict[str, list[str]], report: Path, profile: str = "ci") -> subprocess.CompletedProcess[str]:
+    """One ``python -m conformance check`` over all mutants (only the areas they target)."""
+    areas = sorted({pid.split("-")[0] for ids in kills.values() for pid in ids})
+    cmd = [sys.executable, "-m", "conformance", "check", "--profile", profile, "--skip-doctor",
+           "--report", str(report)]
+    for name in kills:
+        cmd += ["--subject", name]
+    for area in areas:
+        cmd += ["--area", area]
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env.pop("CI", None)
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
+
+
+def subject_name(target: str) -> str:
+    """The subject name a mutant factory gives itself (its report key)."""
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)().name  # type: ignore[no-any-return]
+
+
+def markdown(kills: dict[str, list[str]], report: dict[str, Any]) -> str:
+    """Mutant x property: 'killed' where it must and did fail, 'KILLED?' where it failed
+    without being listed, 'SURVIVED' where it must fail but did not."""
+    ids = sorted({pid for v in kills.values() for pid in v})
+    lines = ["| mutant | " + " | ".join(ids) + " |", "|---" * (len(ids) + 1) + "|"]
+    for target, wanted in kills.items():
+        name = subject_name(target)
+        props = report["subjects"].get(name, {}).get("properties", {})
+        cells = []
+        for pid in ids:
+            outcome = props.get(pid, {}).get("outcome", "-")
+            if pid in wanted:
+                cells.append("killed" if outcome == "failed" else f"SURVIVED ({outcome})")
+            else:
+                cells.append("x" if outcome == "failed" else "")
+        lines.append(f"| `{target.split(':')[1]}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def compact(kills: dict[str, list[str]], report: dict[str, Any]) -> str:
+    """One row per mutant: what it breaks and the properties that kill it (README form)."""
+    lines = ["| mutant | what it breaks | killed by |", "| --- | --- | --- |"]
+    for target, wanted in kills.items():
+        module, _, attr = target.partition(":")
+        doc = (getattr(importlib.import_module(module), attr).__doc__ or "").strip()
+        name = subject_name(target)
+        props = report["subjects"].get(name, {}).get("properties", {})
+        killed = [pid for pid in wanted if props.get(pid, {}).get("outcome") == "failed"]
+        survived = [pid for pid in wanted if pid not in killed]
+        cell = ", ".join(killed) + (f" (SURVIVED: {', '.join(survived)})" if survived else "")
+        lines.append(f"| `{attr}` | {doc.splitlines()[0] if doc else ''} | {cell} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    kills = discover()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "kills.json"
+        proc = run(kills, path)
+        if not path.exists():
+            print(proc.stdout[-5000:], proc.stderr[-5000:])
+            return 2
+        report = json.loads(path.read_text())
+    print(compact(kills, report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

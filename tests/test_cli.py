@@ -1,0 +1,166 @@
+"""Black-box tests of ``python -m conformance`` and ``pytest --pyargs conformance``: subject
+resolution, capability skips, deviations, the JSON report, exit codes, xdist."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conformance import catalogue
+
+QUICK = ("--profile", "quick", "--skip-doctor")
+STACK_ONLY = ("--subject", "tests.subjects:stack_only")
+COPIES = ("--subject", "tests.mutants.stacking:stack_copies")
+
+
+def _deviations(tmp_path: Path, *entries: tuple[str, str, str]) -> str:
+    path = tmp_path / "deviations.toml"
+    path.write_text("".join(f'[[deviation]]\nid = "{i}"\nsubject = "{s}"\nreason = "{r}"\n\n'
+                            for i, s, r in entries))
+    return str(path)
+
+
+class TestList:
+    def test_json_lists_every_area(self, run_cli):
+        """`list --json` prints valid JSON with properties in each core area."""
+        run = run_cli("list", "--json")
+        assert run.code == 0, run.out
+        data = json.loads(run.out)
+        assert {d["area"] for d in data} >= {"STK", "EXC", "SPEC", "PAR", "POL"}
+        assert [d["id"] for d in data] == [p.id for p in catalogue.PROPERTIES]
+
+    def test_markdown_is_the_readme_table(self, run_cli):
+        """`list --markdown` prints the table the README embeds."""
+        run = run_cli("list", "--markdown")
+        assert run.out.strip() == catalogue.markdown_table()
+        readme = (Path(__file__).parents[1] / "README.md").read_text()
+        assert catalogue.markdown_table() in readme, "README table is stale: regenerate it " \
+                                                     "with `python -m conformance list --markdown`"
+
+
+class TestCheck:
+    def test_unknown_subject_lists_available(self, run_cli):
+        """A subject that cannot resolve exits non-zero and lists the available subjects."""
+        run = run_cli("check", "--subject", "no.such:thing", *QUICK)
+        assert run.code != 0
+        assert "cannot resolve subject 'no.such:thing'" in run.out
+        assert "Available subjects: reference, torchrl" in run.out
+
+    def test_unknown_area_is_a_usage_error(self, run_cli):
+        """An unknown --area exits non-zero naming the valid areas."""
+        run = run_cli("check", "--area", "XYZ", *QUICK)
+        assert run.code != 0
+        assert "unknown area(s) ['XYZ']" in run.out
+
+    def test_passing_subject_exits_zero_with_schema(self, run_cli):
+        """A conforming subject exits 0 and its report follows the documented schema."""
+        run = run_cli("check", *STACK_ONLY, "--area", "STK", *QUICK, report=True)
+        assert run.code == 0, run.out[-3000:]
+        report = run.report
+        assert set(report) == {"subjects", "versions", "profile", "hypothesis_seed"}
+        assert report["profile"] == "quick"
+        assert isinstance(report["hypothesis_seed"], int)
+        assert {"torch", "tensordict", "torchrl"} <= set(report["versions"])
+        props = report["subjects"]["stack_only"]["properties"]
+        stk = [p.id for p in catalogue.select(["STK"])]
+        assert sorted(props) == stk
+        for cell in props.values():
+            assert cell["outcome"] in ("passed", "failed", "deviation", "xpassed", "skipped")
+            assert isinstance(cell["message"], str)
+        assert all(c["outcome"] == "passed" for c in props.values())
+        assert run.out.strip().splitlines()[-1].startswith("conformance: ")
+
+    def test_missing_capability_skips_with_reason(self, run_cli):
+        """Properties needing a capability the subject lacks are skipped, naming it."""
+        run = run_cli("check", *STACK_ONLY, "--area", "POL", "--area", "PAR", *QUICK, report=True)
+        assert run.code == 0, run.out[-3000:]
+        for pid, cell in run.report["subjects"]["stack_only"]["properties"].items():
+            assert cell["outcome"] == "skipped", pid
+            assert "lacks capability 'sequential'" in cell["message"] or \
+                   "lacks capability 'serial_env'" in cell["message"] or \
+                   "lacks capability 'parallel_env'" in cell["message"], cell
+        assert "skipped (" in run.out
+
+    def test_failure_reports_id_statement_and_reproducer(self, run_cli, tmp_path):
+        """A failing property exits 1; the output names ID, statement and subject, and the
+        report's reproducer runs standalone and fails the same way."""
+        run = run_cli("check", *COPIES, "--area", "STK", *QUICK, report=True)
+        assert run.code == 1
+        assert "FAILED STK-001 [stack_copies]: " + catalogue.get("STK-001").statement in run.out
+        cell = run.report["subjects"]["stack_copies"]["properties"]["STK-001"]
+        assert cell["outcome"] == "failed"
+        assert "observed" in cell["message"] and "expected" in cell["message"]
+        script = tmp_path / "repro.py"
+        script.write_text(cell["reproducer"])
+        proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                              cwd=Path(__file__).parents[1], timeout=120)
+        assert proc.returncode != 0
+        assert "AssertionError: stack[" in proc.stderr
+
+    def test_junitxml_is_written(self, run_cli, tmp_path):
+        """--junitxml writes pytest's JUnit XML."""
+        xml = tmp_path / "junit.xml"
+        run = run_cli("check", *STACK_ONLY, "--area", "STK", *QUICK, "--junitxml", str(xml))
+        assert run.code == 0, run.out[-2000:]
+        assert "<testsuite" in xml.read_text()
+
+
+class TestDeviations:
+    def test_listed_failure_is_a_deviation(self, run_cli, tmp_path):
+        """A failing property listed as a deviation is reported as such and exits 0."""
+        dev = _deviations(tmp_path, ("STK-001", "stack_copies", "copies by design"))
+        run = run_cli("check", *COPIES, "--area", "STK", *QUICK, "--deviations", dev,
+                      report=True)
+        assert run.outcome("stack_copies", "STK-001") == "deviation"
+        others = run.report["subjects"]["stack_copies"]["properties"]
+        failed = [k for k, v in others.items() if v["outcome"] == "failed"]
+        assert run.code == (1 if failed else 0), run.out[-2000:]
+
+    def test_listed_deviation_that_passes_fails_the_run(self, run_cli, tmp_path):
+        """Strict: a deviation whose property passes is 'xpassed' and the run exits 1."""
+        dev = _deviations(tmp_path, ("STK-001", "stack_only", "thought broken"))
+        run = run_cli("check", *STACK_ONLY, "--area", "STK", *QUICK, "--deviations", dev,
+                      report=True)
+        assert run.code == 1
+        assert run.outcome("stack_only", "STK-001") == "xpassed"
+        assert "remove the entry" in \
+            run.report["subjects"]["stack_only"]["properties"]["STK-001"]["message"]
+
+    def test_unmatched_entry_warns(self, run_cli, tmp_path):
+        """An entry naming a subject or property not in the run warns and does not fail."""
+        dev = _deviations(tmp_path, ("STK-002", "nobody", "stale entry"))
+        run = run_cli("check", *STACK_ONLY, "--area", "STK", *QUICK, "--deviations", dev)
+        assert run.code == 0, run.out[-2000:]
+        assert "deviation STK-002 for subject 'nobody' matches no property" in run.out
+
+    def test_malformed_file_is_a_usage_error(self, run_cli, tmp_path):
+        """A malformed deviations file stops the run with a message naming file and line."""
+        path = tmp_path / "bad.toml"
+        path.write_text('[[deviation]]\nid = "STK-001"\nsubject = "x"\n')
+        run = run_cli("check", *STACK_ONLY, "--area", "STK", *QUICK, "--deviations", str(path))
+        assert run.code not in (0, 1)
+        assert f"{path}:1: deviation entry 1 lacks reason" in run.out
+
+
+class TestPytestEntry:
+    @pytest.mark.parametrize("xdist", [(), ("-n", "2")], ids=["serial", "xdist"])
+    def test_pyargs_runs_the_properties(self, run_pytest, xdist):
+        """`pytest --pyargs conformance` runs the same properties, with or without -n 2."""
+        run = run_pytest("--pyargs", "conformance", *STACK_ONLY, "--conformance-area", "STK",
+                         "--conformance-profile", "quick", *xdist)
+        assert run.code == 0, run.out[-3000:]
+        props = run.report["subjects"]["stack_only"]["properties"]
+        assert sorted(props) == [p.id for p in catalogue.select(["STK"])]
+        assert "conformance: subjects ['tests.subjects:stack_only']; profile quick" in run.out
+
+    def test_header_names_versions_profile_and_seed(self, run_pytest):
+        """The pytest header prints subjects, library versions, the profile and the seed."""
+        run = run_pytest("--pyargs", "conformance", *STACK_ONLY, "--conformance-area", "STK",
+                         "--conformance-profile", "ci", "--co")
+        assert "profile ci; hypothesis seed derandomized" in run.out
+        for lib in ("torch", "tensordict", "torchrl", "mujoco", "dm_control"):
+            assert f"{lib} " in run.out

@@ -1,0 +1,56 @@
+"""A check that cannot fail is not a check: every property is killed by a mutant, and the
+built-in subjects pass everything (or, for torchrl, fail only their declared deviations)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conformance import catalogue
+from tests import kill_matrix
+
+
+@pytest.fixture(scope="module")
+def kills() -> dict[str, list[str]]:
+    return kill_matrix.discover()
+
+
+@pytest.fixture(scope="module")
+def kill_report(kills, tmp_path_factory) -> dict:
+    path = tmp_path_factory.mktemp("kills") / "kills.json"
+    proc = kill_matrix.run(kills, path)
+    assert path.exists(), proc.stdout[-4000:] + proc.stderr[-4000:]
+    return json.loads(path.read_text())
+
+
+def test_every_property_has_a_mutant(kills):
+    """Each catalogue property is listed as killed by at least one mutant."""
+    listed = {pid for ids in kills.values() for pid in ids}
+    missing = [p.id for p in catalogue.PROPERTIES if p.id not in listed]
+    assert not missing, f"properties no mutant targets: {missing}"
+    unknown = sorted(listed - set(catalogue.BY_ID))
+    assert not unknown, f"KILLS name unknown IDs: {unknown}"
+
+
+def test_every_mutant_fails_its_properties(kills, kill_report):
+    """Each mutant fails every property its KILLS entry lists (the kill matrix holds)."""
+    print("\n" + kill_matrix.markdown(kills, kill_report))
+    survivors = []
+    for target, wanted in kills.items():
+        name = kill_matrix.subject_name(target)
+        props = kill_report["subjects"].get(name, {}).get("properties", {})
+        for pid in wanted:
+            outcome = props.get(pid, {}).get("outcome", "not run")
+            if outcome != "failed":
+                survivors.append(f"{target} on {pid}: {outcome} "
+                                 f"({props.get(pid, {}).get('message', '')[:200]})")
+    assert not survivors, "mutants that survived:\n" + "\n".join(survivors)
+
+
+def test_readme_kill_matrix_is_current(kills, kill_report):
+    """The README shows the kill matrix this run produced."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert kill_matrix.compact(kills, kill_report) in readme, (
+        "README kill matrix is stale: regenerate with `python -m tests.kill_matrix`")

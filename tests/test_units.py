@@ -1,0 +1,191 @@
+"""Unit tests of the kit's pieces that need no subprocess: catalogue, subjects, deviations,
+reproducer rendering and profiles."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from tensordict import LazyStackedTensorDict, TensorDict
+
+from conformance import catalogue, profiles, repro
+from conformance.deviations import DeviationsError, load
+from conformance.subject import Subject, SubjectError, resolve
+
+
+def _property_markers() -> dict[str, list[str]]:
+    import conformance.properties as pkg
+
+    found: dict[str, list[str]] = {}
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if not info.name.startswith("test_"):
+            continue
+        module = importlib.import_module(f"conformance.properties.{info.name}")
+        for name, obj in vars(module).items():
+            for mark in getattr(obj, "pytestmark", []):
+                if mark.name == "conformance":
+                    found.setdefault(mark.args[0], []).append(f"{info.name}.{name}")
+    return found
+
+
+class TestCatalogue:
+    def test_ids_are_unique_and_well_formed(self):
+        """Every ID is AREA-NNN with a known area, and no ID repeats."""
+        ids = [p.id for p in catalogue.PROPERTIES]
+        assert len(ids) == len(set(ids))
+        for pid in ids:
+            assert re.fullmatch(r"(STK|EXC|SPEC|PAR|POL|SCN)-\d{3}", pid), pid
+
+    def test_statements_are_one_sentence(self):
+        """Each statement is one sentence ending with a full stop."""
+        for p in catalogue.PROPERTIES:
+            assert p.statement.endswith("."), p.id
+            assert ". " not in p.statement.rstrip("."), p.id
+
+    def test_every_area_has_properties(self):
+        """Each of the six areas has at least one property; the core five have 30+ together."""
+        areas = {p.area for p in catalogue.PROPERTIES}
+        assert areas == set(catalogue.AREAS)
+        core = [p for p in catalogue.PROPERTIES if p.area != "SCN"]
+        assert len(core) >= 30
+
+    def test_every_property_has_exactly_one_test(self):
+        """Each catalogue ID is implemented by exactly one property test, and no test uses an
+        ID outside the catalogue."""
+        found = _property_markers()
+        missing = [p.id for p in catalogue.PROPERTIES if p.id not in found]
+        assert not missing, f"properties without a test: {missing}"
+        extra = sorted(set(found) - set(catalogue.BY_ID))
+        assert not extra, f"tests with unknown IDs: {extra}"
+        dup = {k: v for k, v in found.items() if len(v) > 1}
+        assert not dup, f"IDs implemented twice: {dup}"
+
+    def test_unknown_area_is_refused(self):
+        """Selecting an unknown area raises ValueError naming the valid areas."""
+        with pytest.raises(ValueError, match="STK"):
+            catalogue.select(["NOPE"])
+
+
+class TestSubjectResolution:
+    def test_builtins_resolve(self):
+        """The built-in names resolve to subjects with all four capabilities."""
+        for name in ("reference", "torchrl"):
+            subj = resolve(name)
+            assert subj.name == name
+            assert subj.capabilities == list(catalogue.CAPABILITIES)
+
+    def test_module_attribute_factory(self):
+        """'module:attribute' naming a factory resolves to the subject it returns."""
+        subj = resolve("tests.subjects:stack_only")
+        assert subj.capabilities == ["lazy_stack"]
+        assert subj.missing(["lazy_stack", "serial_env"]) == ["serial_env"]
+
+    @pytest.mark.parametrize(("name", "needle"), [
+        ("no_such_subject", "no built-in subject or entry point"),
+        ("no.such.module:thing", "importing module 'no.such.module' failed"),
+        ("tests.subjects:missing", "has no attribute 'missing'"),
+        ("tests.subjects:NOT_A_SUBJECT", "not a conformance.Subject"),
+        ("tests.subjects:broken_factory", "RuntimeError: this factory is broken on purpose"),
+    ])
+    def test_bad_names_list_available_subjects(self, name, needle):
+        """A name that cannot resolve raises SubjectError naming the problem and the choices."""
+        with pytest.raises(SubjectError) as info:
+            resolve(name)
+        assert needle in str(info.value)
+        assert "Available subjects: reference, torchrl" in str(info.value)
+
+    def test_subject_without_capabilities_is_refused(self):
+        """A Subject that provides nothing is a usage error, not a run of skips."""
+        from conformance.subject import _coerce
+
+        with pytest.raises(SubjectError, match="provides none of the capabilities"):
+            _coerce("empty", Subject("empty"))
+
+
+class TestDeviationsFile:
+    def _write(self, tmp_path: Path, text: str) -> Path:
+        path = tmp_path / "dev.toml"
+        path.write_text(text)
+        return path
+
+    def test_valid_file_loads(self, tmp_path):
+        """A well-formed file gives one Deviation per entry, with its source line."""
+        path = self._write(tmp_path, '# c\n\n[[deviation]]\nid = "STK-001"\nsubject = "x"\n'
+                                     'reason = "because"\n')
+        (dev,) = load(path)
+        assert (dev.id, dev.subject, dev.reason) == ("STK-001", "x", "because")
+        assert dev.source.endswith("dev.toml:3")
+
+    @pytest.mark.parametrize(("text", "needle"), [
+        ('[[deviation]]\nid = "STK-001"\nsubject = "x"\n', "dev.toml:1: deviation entry 1 lacks "
+                                                          "reason"),
+        ('[[deviation]]\nid = "STK-001"\nsubject = "x"\nreason = "r"\n\n[[deviation]]\n'
+         'id = "NOPE-1"\nsubject = "x"\nreason = "r"\n', "dev.toml:6: deviation entry 2 names "
+                                                       "unknown property ID 'NOPE-1'"),
+        ('[[deviation]]\nid = "STK-001"\nsubject = 3\nreason = "r"\n', "must be a string, got 3"),
+        ('[[deviation]]\nid = "STK-001"\nsubject = "x"\nreason = "r"\nwhy = "?"\n',
+         "unknown field(s) ['why']"),
+        ('[[deviation]\nid = 1\n', "not valid TOML"),
+        ('title = "x"\n', "unexpected top-level key(s) ['title']"),
+    ])
+    def test_malformed_files_name_the_line(self, tmp_path, text, needle):
+        """A malformed file raises DeviationsError naming the file, the line and the problem."""
+        with pytest.raises(DeviationsError) as info:
+            load(self._write(tmp_path, text))
+        assert needle in str(info.value)
+
+    def test_shipped_files_are_valid(self):
+        """The deviations files shipped with the built-in subjects load without error."""
+        for name in ("reference", "torchrl"):
+            for path in resolve(name).deviations:
+                for dev in load(path):
+                    assert dev.subject == name, dev
+                    assert dev.reproducer.strip(), f"{dev.id}: a shipped deviation needs a " \
+                                                   f"reproducer"
+
+
+class TestReproducerRendering:
+    def test_tensordict_round_trips(self):
+        """to_code of a nested TensorDict evaluates back to equal values."""
+        td = TensorDict({"a": torch.arange(3.0), ("n", "b"): torch.tensor([True, False]),
+                         "z": torch.zeros(0, 2, dtype=torch.int64)}, batch_size=[])
+        back = eval(repro.to_code(td), {"torch": torch, "TensorDict": TensorDict})
+        assert (back == td).all()
+        assert back["z"].shape == (0, 2)
+
+    def test_lazy_stack_round_trips(self):
+        """to_code of a heterogeneous lazy stack keeps each element's exclusive keys."""
+        a = TensorDict({"x": torch.ones(2), "only_a": torch.ones(1)}, [])
+        b = TensorDict({"x": torch.zeros(2)}, [])
+        stack = LazyStackedTensorDict.lazy_stack([a, b], 0)
+        back = eval(repro.to_code(stack), {"torch": torch, "TensorDict": TensorDict,
+                                          "LazyStackedTensorDict": LazyStackedTensorDict})
+        assert "only_a" in back[0].keys() and "only_a" not in back[1].keys()
+
+    def test_unrenderable_input_is_named(self):
+        """An input the renderer does not know raises TypeError naming its type."""
+        with pytest.raises(TypeError, match="cannot render object"):
+            repro.to_code(object())
+
+
+class TestProfiles:
+    def test_ci_env_selects_ci(self, monkeypatch):
+        """CI=true selects the derandomized ci profile; otherwise quick."""
+        monkeypatch.setenv("CI", "true")
+        assert profiles.default_name() == "ci"
+        monkeypatch.delenv("CI")
+        assert profiles.default_name() == "quick"
+
+    def test_parallel_properties_get_fewer_examples(self):
+        """Every profile gives process-parallel properties fewer examples than the others."""
+        for prof in profiles.PROFILES.values():
+            assert prof.parallel_examples < prof.max_examples
+
+    def test_unknown_profile_is_refused(self):
+        """An unknown profile name raises ValueError listing the three profiles."""
+        with pytest.raises(ValueError, match="quick, ci, thorough"):
+            profiles.activate("fast")
