@@ -16,7 +16,7 @@ import traceback
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
 
@@ -369,40 +369,46 @@ class ParallelMultiTaskEnv(_MultiTaskEnv):
         return [EnvSpecs(*got[i]) for i in range(self.num_tasks)]
 
     def _collect(self, tasks: Iterable[int], doing: str) -> dict[int, Any]:
-        """Receive one answer per task before a shared deadline; on any failure close all workers
-        and raise WorkerError naming the task, its exit code and the worker's traceback."""
+        """Receive one answer per task, polling all of them until a shared deadline; on any
+        failure close all workers and raise WorkerError naming the task, its exit code and the
+        worker's traceback."""
         deadline = time.monotonic() + self._timeout
-        results = {}
+        pending, results = list(tasks), {}
         try:
-            for i in tasks:
-                results[i] = self._recv(i, deadline, doing)
+            while pending:
+                for i in list(pending):
+                    if self._conns[i].poll(0):
+                        results[i] = self._recv(i, doing)
+                        pending.remove(i)
+                    elif not self._procs[i].is_alive() and not self._conns[i].poll(0):
+                        proc = self._procs[i]
+                        raise WorkerError(f"task {i}: worker (pid {proc.pid}) died while {doing};"
+                                          f" exit code {proc.exitcode}", i, None, proc.exitcode)
+                if pending and time.monotonic() > deadline:
+                    i = pending[0]
+                    raise WorkerError(f"task {i}: worker (pid {self._procs[i].pid}) sent nothing "
+                                      f"for {self._timeout} s while {doing}", i)
+                objects = [o for i in pending for o in (self._conns[i], self._procs[i].sentinel)]
+                wait(objects, timeout=max(0.0, min(0.1, deadline - time.monotonic())))
         except WorkerError:
             self.close()
             raise
         return results
 
-    def _recv(self, i: int, deadline: float, doing: str) -> Any:
-        conn, proc = self._conns[i], self._procs[i]
-        while True:
-            if conn.poll(0.05):
-                try:
-                    status, payload = pickle.loads(conn.recv_bytes())
-                except (EOFError, OSError):
-                    proc.join(1.0)
-                    raise WorkerError(f"task {i}: worker (pid {proc.pid}) closed its pipe while "
-                                      f"{doing}; exit code {proc.exitcode}", i,
-                                      exitcode=proc.exitcode) from None
-                if status == "error":
-                    proc.join(1.0)
-                    raise WorkerError(f"task {i}: worker (pid {proc.pid}) raised while {doing}",
-                                      i, payload, proc.exitcode)
-                return payload
-            if not proc.is_alive() and not conn.poll(0):
-                raise WorkerError(f"task {i}: worker (pid {proc.pid}) died while {doing}; "
-                                  f"exit code {proc.exitcode}", i, exitcode=proc.exitcode)
-            if time.monotonic() > deadline:
-                raise WorkerError(f"task {i}: worker (pid {proc.pid}) sent nothing for "
-                                  f"{self._timeout} s while {doing}", i)
+    def _recv(self, i: int, doing: str) -> Any:
+        """Read task i's answer (one is ready); a worker-side error becomes WorkerError."""
+        proc = self._procs[i]
+        try:
+            status, payload = pickle.loads(self._conns[i].recv_bytes())
+        except (EOFError, OSError):
+            proc.join(1.0)
+            raise WorkerError(f"task {i}: worker (pid {proc.pid}) closed its pipe while {doing}; "
+                              f"exit code {proc.exitcode}", i, None, proc.exitcode) from None
+        if status == "error":
+            proc.join(1.0)
+            raise WorkerError(f"task {i}: worker (pid {proc.pid}) raised while {doing}", i,
+                              payload, proc.exitcode)
+        return payload
 
     def _run(self, calls: dict[int, tuple[str, Any]]) -> dict[int, Any]:
         if self.is_closed:

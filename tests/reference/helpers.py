@@ -1,0 +1,80 @@
+"""Helpers for the reference's unit tests: task sets, scripted policies, child-process scans."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+
+import torch
+from tensordict import TensorDictBase
+
+from reference.tasks import KeySpec, TaskSpec
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+# Three tasks sharing "obs" and a nested ("sensors", "joint"), each with exclusive keys.
+THREE_TASKS = (
+    TaskSpec("a", (KeySpec("obs", (3,)), KeySpec(("sensors", "joint"), (2,), "float64"),
+                   KeySpec("a_int", (2,), "int64"), KeySpec("a_zero", (0,))),
+             episode_length=7, seed=1),
+    TaskSpec("b", (KeySpec("obs", (3,)), KeySpec(("sensors", "joint"), (2,), "float64"),
+                   KeySpec("b_flag", (), "bool"), KeySpec("b_grid", (2, 2), "float64")),
+             episode_length=11, seed=2),
+    TaskSpec("c", (KeySpec("obs", (3,)), KeySpec(("sensors", "joint"), (2,), "float64"),
+                   KeySpec("c_empty", (2, 0))),
+             episode_length=50, seed=3),
+)
+EXCLUSIVE = ({"a_int", "a_zero"}, {"b_flag", "b_grid"}, {"c_empty"})
+
+
+def scripted_policy(actions: torch.Tensor) -> Callable[[TensorDictBase], TensorDictBase]:
+    """A policy writing ``actions[t, i]`` into element i at its t-th call (no global RNG)."""
+    calls = iter(range(actions.shape[0]))
+
+    def policy(td: TensorDictBase) -> TensorDictBase:
+        t = next(calls)
+        for i, element in enumerate(td.unbind(0)):
+            element.set("action", actions[t, i].clone())
+        return td
+
+    return policy
+
+
+def make_actions(steps: int, tasks: int, seed: int = 0) -> torch.Tensor:
+    """Pre-generated actions in [-1, 1], shape [steps, tasks, 2]."""
+    return torch.rand(steps, tasks, 2, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def child_pids() -> set[int]:
+    """Live children of this process (from /proc), multiprocessing's resource tracker excluded."""
+    me, found = os.getpid(), set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == me and b"resource_tracker" not in cmdline:
+            found.add(int(entry))
+    return found
+
+
+def leaf_items(td: TensorDictBase) -> dict[object, torch.Tensor]:
+    """Every leaf key of ``td`` mapped to its value."""
+    return {k: td.get(k) for k in td.keys(True, True)}
+
+
+def assert_identical(x: TensorDictBase, y: TensorDictBase, where: str,
+                     skip: Sequence[object] = ()) -> None:
+    """Same leaf keys, and bitwise-equal values with the same dtype, except ``skip`` keys."""
+    __tracebackhide__ = True
+    kx, ky = set(x.keys(True, True)) - set(skip), set(y.keys(True, True)) - set(skip)
+    assert kx == ky, f"{where}: keys differ: only left {kx - ky}, only right {ky - kx}"
+    for k in kx:
+        a, b = x.get(k), y.get(k)
+        assert a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b), (
+            f"{where}: {k!r} = {a}, but should be {b}")

@@ -1,0 +1,145 @@
+"""ParallelMultiTaskEnv: bit-identical to serial; failures surface in the parent, nothing hangs.
+
+Each spawned worker imports torch(rl) (seconds on 2 cores), so these tests are few and combined.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import importlib
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from reference.batched import ParallelMultiTaskEnv, SerialMultiTaskEnv
+from reference.errors import WorkerError
+from reference.tasks import TaskSpec
+from tests.reference.helpers import (
+    THREE_TASKS,
+    assert_identical,
+    child_pids,
+    make_actions,
+    scripted_policy,
+)
+
+BOUND = 30.0  # seconds: every worker failure must surface within this
+
+
+def assert_no_workers(before: set[int]) -> None:
+    __tracebackhide__ = True
+    names = [p.name for p in multiprocessing.active_children()]
+    assert not [n for n in names if n.startswith("reference-task-")], names
+    assert child_pids() <= before, f"children left: {child_pids() - before}"
+
+
+def test_parallel_matches_serial_then_killed_worker() -> None:
+    """50-step rollouts on 3 tasks are bit-identical serial vs parallel; a killed worker then
+    raises WorkerError (task index, exit code) and close leaves no child process."""
+    before = child_pids()
+    makers = [t.maker() for t in THREE_TASKS]
+    actions = make_actions(50, 3)
+    with SerialMultiTaskEnv(makers) as serial:
+        last_seed = serial.set_seed(9)
+        expected = serial.rollout(50, scripted_policy(actions))
+        expected_reset = serial.reset()
+    with ParallelMultiTaskEnv(makers) as env:
+        assert env.set_seed(9) == last_seed
+        got = env.rollout(50, scripted_policy(actions))
+        for i in range(3):
+            assert_identical(got[i], expected[i], f"task {i}")
+        assert_identical(env.reset(), expected_reset, "reset after rollout")
+        for i in range(3):
+            assert env.task_specs[i].observation == serial.task_specs[i].observation
+        os.kill(env.worker_pids[1], signal.SIGKILL)
+        start = time.monotonic()
+        with pytest.raises(WorkerError, match="task 1") as info:
+            env.step(env.rand_action(env.reset()))
+        assert time.monotonic() - start < BOUND
+        assert info.value.task_index == 1 and info.value.exitcode == -signal.SIGKILL
+        assert env.is_closed
+    env.close()
+    assert_no_workers(before)
+
+
+def test_step_raises_in_worker() -> None:
+    """A task raising on its 3rd step: WorkerError in the parent naming it, no child remains."""
+    before = child_pids()
+    tasks = [THREE_TASKS[0], TaskSpec("bad", THREE_TASKS[1].observations, raise_at_step=3)]
+    env = ParallelMultiTaskEnv([t.maker() for t in tasks])
+    start = time.monotonic()
+    with pytest.raises(WorkerError, match=r"task 1: worker .* raised while running 'step'") as info:
+        env.rollout(10, scripted_policy(make_actions(10, 2)))
+    assert time.monotonic() - start < BOUND
+    assert info.value.task_index == 1
+    assert "raise_at_step=3" in info.value.worker_traceback
+    assert env.is_closed
+    env.close()
+    assert_no_workers(before)
+
+
+def test_init_raises_in_worker() -> None:
+    """A task raising in its constructor fails construction with WorkerError naming it."""
+    before = child_pids()
+    tasks = [THREE_TASKS[0], TaskSpec("bad", (), raise_at_init=True)]
+    with pytest.raises(WorkerError, match=r"task 1: worker .* raised while building") as info:
+        ParallelMultiTaskEnv([t.maker() for t in tasks])
+    assert info.value.task_index == 1 and "raise_at_init" in info.value.worker_traceback
+    assert_no_workers(before)
+
+
+def test_import_error_only_in_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dependency that imports in the parent but fails in the worker (the tutorial's mpmath
+    crash) is reported in the parent with the task index and the worker's traceback."""
+    (tmp_path / "fragile_dep.py").write_text(
+        "import os\n"
+        "if os.getpid() != int(os.environ['FRAGILE_PARENT']):\n"
+        "    raise AttributeError(\"module 'mpmath' has no attribute 'rational'\")\n"
+        "def make():\n"
+        "    raise AssertionError('never built')\n")
+    monkeypatch.setenv("FRAGILE_PARENT", str(os.getpid()))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    maker = functools.partial(importlib.import_module("fragile_dep").make)
+    before = child_pids()
+    with pytest.raises(WorkerError) as info:
+        ParallelMultiTaskEnv([maker], timeout=BOUND)
+    assert info.value.task_index == 0
+    assert "mpmath" in info.value.worker_traceback and "fragile_dep" in info.value.worker_traceback
+    assert_no_workers(before)
+    sys.modules.pop("fragile_dep", None)
+
+
+def test_unpicklable_maker() -> None:
+    """A lambda maker is refused before any process starts, naming the task and the fix."""
+    before = child_pids()
+    with pytest.raises(WorkerError, match=r"task 1: its maker .* cannot be pickled") as info:
+        ParallelMultiTaskEnv([THREE_TASKS[0].maker(), lambda: None])
+    assert "module-level function or a functools.partial" in str(info.value)
+    assert info.value.task_index == 1
+    assert_no_workers(before)
+
+
+def test_garbage_collection_closes_workers() -> None:
+    """Dropping the last reference to a parallel env stops its workers."""
+    before = child_pids()
+    env = ParallelMultiTaskEnv([THREE_TASKS[2].maker()])
+    pids = env.worker_pids
+    assert set(pids) <= child_pids()
+    del env
+    gc.collect()
+    assert_no_workers(before)
+
+
+def test_silent_worker_times_out() -> None:
+    """A worker that never answers raises WorkerError after ``timeout`` and is then stopped."""
+    before = child_pids()
+    start = time.monotonic()
+    with pytest.raises(WorkerError, match=r"task 0: worker .* sent nothing for 2.0 s") as info:
+        ParallelMultiTaskEnv([functools.partial(time.sleep, 600)], timeout=2.0)
+    assert info.value.task_index == 0 and time.monotonic() - start < BOUND
+    assert_no_workers(before)
