@@ -1,4 +1,4 @@
-"""``python -m conformance {check,list,doctor}``."""
+"""``python -m conformance {check,list,matrix,doctor}``."""
 
 from conformance.cli import main
 

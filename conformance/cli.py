@@ -49,6 +49,13 @@ def _parser() -> argparse.ArgumentParser:
     p_check.add_argument("pytest_args", nargs="*", metavar="-- PYTEST_ARGS",
                          help="extra arguments passed to pytest after '--'")
 
+    p_mat = sub.add_parser("matrix", help="merge JSON reports into one table; gate on regressions")
+    p_mat.add_argument("reports", nargs="+", metavar="REPORT.json")
+    p_mat.add_argument("--markdown", action="store_true", help="as a markdown table")
+    p_mat.add_argument("--baseline", type=int, default=0, metavar="K",
+                       help="column K is the baseline (default 0: the first report's first "
+                            "subject)")
+
     p_doc = sub.add_parser("doctor", help="say what works in this environment and what will not")
     p_doc.add_argument("--json", action="store_true", help="as JSON")
     return parser
@@ -145,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
         return _list(ns)
     if ns.command == "check":
         return _check(ns)
+    if ns.command == "matrix":
+        from conformance import matrix
+
+        return matrix.main(ns.reports, markdown=ns.markdown, baseline=ns.baseline)
     from conformance import doctor
 
     return doctor.main(as_json=ns.json)

@@ -115,7 +115,8 @@ def _coerce(name: str, obj: Any) -> Subject:
             name, f"it points to {type(obj).__name__!r}, not a conformance.Subject"
         )
     if not obj.capabilities:
-        raise _usage(name, "the subject provides none of the capabilities " + ", ".join(CAPABILITIES))
+        raise _usage(name, "the subject provides none of the capabilities "
+                     + ", ".join(CAPABILITIES))
     return obj
 
 

@@ -1,4 +1,4 @@
-"""Shared helpers for the kit's own tests: run the CLI or pytest in a subprocess, as a user would."""
+"""Shared helpers for the kit's own tests: run the CLI or pytest in a subprocess, like a user."""
 
 from __future__ import annotations
 

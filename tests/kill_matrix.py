@@ -32,7 +32,9 @@ def discover() -> dict[str, list[str]]:
     return kills
 
 
-def run(kills: dict[str, list[str]], report: Path, profile: str = "ci") -> subprocess.CompletedProcess[str]:
+def run(
+    kills: dict[str, list[str]], report: Path, profile: str = "ci"
+) -> subprocess.CompletedProcess[str]:
     """One ``python -m conformance check`` over all mutants (only the areas they target)."""
     areas = sorted({pid.split("-")[0] for ids in kills.values() for pid in ids})
     cmd = [sys.executable, "-m", "conformance", "check", "--profile", profile, "--skip-doctor",

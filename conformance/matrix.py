@@ -1,0 +1,128 @@
+"""``python -m conformance matrix REPORT.json ...``: many reports, one table, one gate.
+
+Each (report, subject) pair is a column labelled ``subject @ torchrl X / tensordict Y``.  Rows are
+property IDs in catalogue order.  The exit code gates upgrades: non-zero when a property that
+passed in the baseline column fails (or xpasses) in another column.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from conformance import catalogue
+
+_LABEL = {"passed": "passed", "failed": "FAILED", "deviation": "deviation",
+          "xpassed": "XPASSED", "skipped": "skipped"}
+
+
+class MatrixError(ValueError):
+    """A report that cannot be read or does not follow the schema; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Column:
+    """One subject of one report."""
+
+    label: str
+    source: str
+    properties: dict[str, dict[str, Any]]
+
+
+def load_report(path: str | Path) -> dict[str, Any]:
+    """Read one JSON report and check the fields the matrix needs."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise MatrixError(f"{path}: cannot read report ({exc.strerror})") from exc
+    except json.JSONDecodeError as exc:
+        raise MatrixError(f"{path}: not JSON ({exc}); pass files written by "
+                          f"`python -m conformance check --report`") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("subjects"), dict):
+        raise MatrixError(f"{path}: no 'subjects' object; pass files written by "
+                          f"`python -m conformance check --report`")
+    for name, entry in data["subjects"].items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("properties"), dict):
+            raise MatrixError(f"{path}: subject {name!r} has no 'properties' object")
+        for pid, cell in entry["properties"].items():
+            if not isinstance(cell, dict) or cell.get("outcome") not in _LABEL:
+                raise MatrixError(f"{path}: {name}/{pid} has outcome "
+                                  f"{cell.get('outcome') if isinstance(cell, dict) else cell!r}; "
+                                  f"expected one of {', '.join(_LABEL)}")
+    return data
+
+
+def columns(paths: list[str]) -> list[Column]:
+    """The columns of the matrix, in the order of the reports and their subjects."""
+    out = []
+    for path in paths:
+        data = load_report(path)
+        vers = data.get("versions", {})
+        tag = f"torchrl {vers.get('torchrl', '?')} / tensordict {vers.get('tensordict', '?')}"
+        for name, entry in data["subjects"].items():
+            out.append(Column(f"{name} @ {tag}", str(path), entry["properties"]))
+    return out
+
+
+def regressions(cols: list[Column], baseline: int = 0) -> list[str]:
+    """Properties that passed in the baseline column and failed or xpassed in another."""
+    base = cols[baseline]
+    found = []
+    for col in cols:
+        if col is base:
+            continue
+        for pid, cell in base.properties.items():
+            if cell["outcome"] != "passed":
+                continue
+            other = col.properties.get(pid, {}).get("outcome")
+            if other in ("failed", "xpassed"):
+                found.append(f"{pid}: passed in [{base.label}] but {other} in [{col.label}] "
+                             f"({col.source})")
+    return found
+
+
+def render(cols: list[Column], markdown: bool = False) -> str:
+    """The table: property ID x column -> outcome."""
+    ids = [p.id for p in catalogue.PROPERTIES if any(p.id in c.properties for c in cols)]
+
+    def cell(col: Column, pid: str) -> str:
+        outcome = col.properties.get(pid, {}).get("outcome")
+        return _LABEL.get(outcome, "-") if outcome else "-"
+
+    if markdown:
+        lines = ["| ID | " + " | ".join(c.label for c in cols) + " |",
+                 "|---" * (len(cols) + 1) + "|"]
+        lines += [f"| {pid} | " + " | ".join(cell(c, pid) for c in cols) + " |" for pid in ids]
+        return "\n".join(lines)
+    lines = [f"[{k}] {c.label}  ({c.source})" for k, c in enumerate(cols)]
+    lines.append("ID".ljust(10) + "".join(f"[{k}]".ljust(12) for k in range(len(cols))))
+    for pid in ids:
+        lines.append(pid.ljust(10) + "".join(cell(c, pid).ljust(12) for c in cols))
+    return "\n".join(lines)
+
+
+def main(paths: list[str], markdown: bool = False, baseline: int = 0) -> int:
+    """Print the merged table; return 1 on a regression against the baseline column."""
+    try:
+        cols = columns(paths)
+    except MatrixError as exc:
+        print(f"error: {exc}")
+        return 2
+    if not cols:
+        print("error: the reports hold no subjects")
+        return 2
+    if not 0 <= baseline < len(cols):
+        print(f"error: --baseline {baseline} is out of range: columns are 0..{len(cols) - 1}")
+        return 2
+    print(render(cols, markdown))
+    found = regressions(cols, baseline)
+    if found:
+        print(f"\n{len(found)} regression(s) against baseline [{baseline}] {cols[baseline].label}:")
+        for line in found:
+            print(f"  {line}")
+        return 1
+    print(f"\nno regression against baseline [{baseline}] {cols[baseline].label}")
+    return 0

@@ -1,0 +1,46 @@
+"""Tests of ``python -m conformance matrix``: merging reports and gating on regressions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def _report(tmp_path: Path, name: str, torchrl: str, outcomes: dict[str, str]) -> str:
+    path = tmp_path / f"{name}-{torchrl}.json"
+    path.write_text(json.dumps({
+        "subjects": {"torchrl": {"properties": {
+            pid: {"outcome": o, "message": ""} for pid, o in outcomes.items()}}},
+        "versions": {"torchrl": torchrl, "tensordict": "x"},
+        "profile": "ci", "hypothesis_seed": "derandomized"}))
+    return str(path)
+
+
+class TestMatrix:
+    def test_merges_reports_into_one_table(self, run_cli, tmp_path):
+        """Each report's subject becomes a labelled column; markdown output is a table."""
+        a = _report(tmp_path, "a", "0.14.1", {"STK-001": "passed", "POL-009": "deviation"})
+        b = _report(tmp_path, "b", "0.12.0", {"STK-001": "passed", "POL-009": "failed"})
+        run = run_cli("matrix", a, b, "--markdown", "--baseline", "0")
+        assert "| ID | torchrl @ torchrl 0.14.1 / tensordict x | torchrl @ torchrl 0.12.0" \
+               in run.out
+        assert "| STK-001 | passed | passed |" in run.out
+        assert "| POL-009 | deviation | FAILED |" in run.out
+        assert run.code == 0, run.out  # POL-009 did not pass on the baseline: no regression
+
+    def test_planted_regression_fails_the_gate(self, run_cli, tmp_path):
+        """A property passing on the baseline and failing in another column exits 1."""
+        a = _report(tmp_path, "a", "0.14.1", {"STK-001": "passed", "EXC-001": "passed"})
+        b = _report(tmp_path, "b", "0.15.0", {"STK-001": "failed", "EXC-001": "passed"})
+        run = run_cli("matrix", a, b)
+        assert run.code == 1
+        assert "STK-001: passed in [torchrl @ torchrl 0.14.1 / tensordict x] but failed in " \
+               "[torchrl @ torchrl 0.15.0 / tensordict x]" in run.out
+
+    def test_malformed_report_names_the_file(self, run_cli, tmp_path):
+        """A file that is not a conformance report exits 2 naming the file and the fix."""
+        bad = tmp_path / "bad.json"
+        bad.write_text('{"nope": 1}')
+        run = run_cli("matrix", str(bad))
+        assert run.code == 2
+        assert f"{bad}: no 'subjects' object" in run.out
