@@ -27,6 +27,8 @@ ENTRY_POINT_GROUP = "conformance.subjects"
 BUILTIN: dict[str, str] = {
     "reference": "conformance.subjects.reference:subject",
     "torchrl": "conformance.subjects.torchrl:subject",
+    "torchrl-async-threading": "conformance.subjects.torchrl:async_threading",
+    "torchrl-async-mp": "conformance.subjects.torchrl:async_multiprocessing",
 }
 
 

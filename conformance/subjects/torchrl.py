@@ -52,9 +52,64 @@ def _sequential(*modules: Any, partial_tolerant: bool = True) -> Any:
     return TensorDictSequential(*modules, partial_tolerant=partial_tolerant)
 
 
-def deviations_file() -> str:
-    """Path of the shipped deviations file for this subject."""
-    return str(resources.files("conformance.deviations") / "torchrl.toml")
+def deviations_file(name: str = "torchrl") -> str:
+    """Path of the shipped deviations file for built-in subject ``name``."""
+    return str(resources.files("conformance.deviations") / f"{name}.toml")
+
+
+def _async_kwargs(backend: str) -> dict[str, Any]:
+    """``AsyncEnvPool`` keyword arguments for ``backend`` on this torchrl release."""
+    import inspect
+
+    from torchrl.envs import AsyncEnvPool
+
+    kwargs: dict[str, Any] = {"backend": backend, "stack": "lazy"}
+    if backend == "multiprocessing" and "exchange" in inspect.signature(AsyncEnvPool).parameters:
+        kwargs["exchange"] = "queue"  # the current default, named to silence its FutureWarning
+    return kwargs
+
+
+def _async_subject(backend: str, name: str) -> Any:
+    from conformance.subject import Subject
+
+    try:
+        kwargs = _async_kwargs(backend)
+    except ImportError as exc:
+        raise RuntimeError(f"torchrl {_torchrl_version()} has no AsyncEnvPool ({exc}); this "
+                           f"subject needs a torchrl release that ships it") from exc
+
+    def pool(makers: Sequence[Callable[[], Any]]) -> Any:
+        from torchrl.envs import AsyncEnvPool
+
+        return AsyncEnvPool(list(makers), **kwargs)
+
+    call = f"    return AsyncEnvPool(list(makers), **{kwargs!r})"
+    return Subject(
+        name=name,
+        serial_env=pool,
+        parallel_env=pool,
+        description=f"torchrl AsyncEnvPool(makers, backend={backend!r}, stack='lazy'); the pool "
+        "stands in for both batched-env capabilities",
+        deviations=(deviations_file(name),),
+        snippet={cap: f"from torchrl.envs import AsyncEnvPool\ndef {cap}(makers):\n{call}"
+                 for cap in ("serial_env", "parallel_env")},
+    )
+
+
+def _torchrl_version() -> str:
+    from importlib.metadata import version
+
+    return version("torchrl")
+
+
+def async_threading() -> Any:
+    """Built-in subject ``torchrl-async-threading``: AsyncEnvPool on the threading backend."""
+    return _async_subject("threading", "torchrl-async-threading")
+
+
+def async_multiprocessing() -> Any:
+    """Built-in subject ``torchrl-async-mp``: AsyncEnvPool on the multiprocessing backend."""
+    return _async_subject("multiprocessing", "torchrl-async-mp")
 
 
 def subject() -> Any:
