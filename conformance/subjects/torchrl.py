@@ -64,7 +64,8 @@ def _async_kwargs(backend: str) -> dict[str, Any]:
     from torchrl.envs import AsyncEnvPool
 
     kwargs: dict[str, Any] = {"backend": backend, "stack": "lazy"}
-    if backend == "multiprocessing" and "exchange" in inspect.signature(AsyncEnvPool).parameters:
+    params = inspect.signature(AsyncEnvPool.__init__).parameters
+    if backend == "multiprocessing" and "exchange" in params:
         kwargs["exchange"] = "queue"  # the current default, named to silence its FutureWarning
     return kwargs
 
