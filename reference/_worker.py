@@ -20,6 +20,24 @@ def _send(conn: Connection, status: str, payload: Any) -> None:
     conn.send_bytes(pickle.dumps((status, payload)))
 
 
+def specs(env: Any) -> tuple[Any, ...]:
+    """Clones of the env's full observation, action, reward and done specs."""
+    return tuple(getattr(env, f"full_{part}_spec").clone()
+                 for part in ("observation", "action", "reward", "done"))
+
+
+def handle(env: Any, command: str, arg: Any) -> Any:
+    """Run one command on a task env: "reset" → reset output, "step" → the "next" tensordict of
+    ``env.step(arg)``, "set_seed" → the seed ``env.set_seed(arg)`` returns."""
+    if command == "reset":
+        return env.reset()
+    if command == "step":
+        return env.step(arg).get("next")
+    if command == "set_seed":
+        return env.set_seed(arg)
+    raise ValueError(f"unknown command {command!r}")
+
+
 def main(conn: Connection, maker_bytes: bytes) -> None:
     """Build the env from ``maker_bytes``, send its specs, then serve commands until "close"."""
     try:
@@ -27,9 +45,7 @@ def main(conn: Connection, maker_bytes: bytes) -> None:
 
         torch.set_num_threads(1)
         env = pickle.loads(maker_bytes)()
-        specs = tuple(getattr(env, f"full_{part}_spec").clone()
-                      for part in ("observation", "action", "reward", "done"))
-        _send(conn, "ok", specs)
+        _send(conn, "ok", specs(env))
     except BaseException:
         _send(conn, "error", traceback.format_exc())
         return
@@ -42,14 +58,7 @@ def main(conn: Connection, maker_bytes: bytes) -> None:
             if command == "close":
                 return
             try:
-                if command == "reset":
-                    result = env.reset()
-                elif command == "step":
-                    result = env.step(arg).get("next")
-                elif command == "set_seed":
-                    result = env.set_seed(arg)
-                else:
-                    raise ValueError(f"unknown command {command!r}")
+                result = handle(env, command, arg)
             except BaseException:
                 _send(conn, "error", traceback.format_exc())
                 return

@@ -3,7 +3,11 @@
 Same duck-typed API and semantics as torchrl's ``SerialEnv`` / ``ParallelEnv`` given a list of
 makers, without torchrl's batched machinery: data is a lazy stack along dim 0 whose element i is
 task i's TensorDict (keys shared by all tasks show at the stack level, exclusive keys only in their
-task's element).
+task's element). Deliberate differences from torchrl 0.14: rollout's ``break_when_any_done``
+defaults to False; moving "next" to the root takes *every* observation key of each task (torchrl
+moves only the shared ones, leaving task-exclusive root entries stale) and drops the action;
+``reset(td)`` returns a new stack whose unmasked tasks carry the env's current data (torchrl
+updates ``td`` in place); a task env's exception is a WorkerError, after which the env is closed.
 """
 
 from __future__ import annotations
@@ -48,10 +52,6 @@ class EnvSpecs:
                 for k in part.keys(True, True)}
 
 
-def _describe(spec: TensorSpec) -> str:
-    return f"shape={tuple(spec.shape)} dtype={spec.dtype}"
-
-
 def check_shared_specs(specs: Sequence[EnvSpecs]) -> None:
     """Raise SpecMismatchError if a leaf key present in every task has two shapes or dtypes."""
     leaves = [s.leaves() for s in specs]
@@ -61,9 +61,10 @@ def check_shared_specs(specs: Sequence[EnvSpecs]) -> None:
         for i, lv in enumerate(leaves[1:], 1):
             if (lv[key].shape, lv[key].dtype) != (first.shape, first.dtype):
                 raise SpecMismatchError(
-                    f"key {key!r} is shared by all tasks but task 0 has {_describe(first)} and "
-                    f"task {i} has {_describe(lv[key])}; rename the key per task (e.g. "
-                    f"'{key}_<task>') or make the shapes and dtypes agree")
+                    f"key {key!r} is shared by all tasks but task 0 has shape="
+                    f"{tuple(first.shape)} dtype={first.dtype} and task {i} has shape="
+                    f"{tuple(lv[key].shape)} dtype={lv[key].dtype}; rename the key per task or "
+                    "make the shapes and dtypes agree")
 
 
 def _elements(td: TensorDictBase, n: int) -> list[TensorDictBase]:
@@ -107,13 +108,10 @@ class _MultiTaskEnv:
         self._current: list[TensorDictBase | None] = [None] * self.num_tasks
 
     def _single_leaf(self, part: str) -> TensorSpec:
-        """The stacked leaf spec when every task has one and the same leaf key, else the full."""
-        keys = {tuple(getattr(s, part).keys(True, True)) for s in self.task_specs}
-        full = getattr(self, f"full_{part}_spec")
-        if len(keys) != 1 or len(next(iter(keys))) != 1:
-            return full
-        key = next(iter(keys))[0]
-        return torch.stack([getattr(s, part)[key] for s in self.task_specs], 0)
+        """The stacked leaf spec when every task has the one leaf ``part``, else the full spec."""
+        if any(list(getattr(s, part).keys(True, True)) != [part] for s in self.task_specs):
+            return getattr(self, f"full_{part}_spec")
+        return torch.stack([getattr(s, part)[part] for s in self.task_specs], 0)
 
     # -- transport, implemented by subclasses ------------------------------------------------
     def _start(self) -> list[EnvSpecs]:
@@ -144,7 +142,8 @@ class _MultiTaskEnv:
 
     def reset(self, tensordict: TensorDictBase | None = None) -> LazyStackedTensorDict:
         """Reset the tasks selected by a bool ``"_reset"`` entry (all when absent) and return a new
-        lazy stack: reset tasks carry their reset output, others their current observations/done.
+        lazy stack: reset tasks carry their reset output, others the env's current observations
+        and done flags (their last step's "next" or reset; values in ``tensordict`` are not read).
         """
         mask = [True] * self.num_tasks
         flag = None if tensordict is None else tensordict.get("_reset", None)
@@ -188,11 +187,18 @@ class _MultiTaskEnv:
         return lazy_stack([e.get("next").select(*self._keep_keys(i)).clone()
                            for i, e in enumerate(elements)], 0)
 
-    def _done_mask(self, tensordict: TensorDictBase) -> torch.Tensor:
-        """Per task: True when any of its done leaves (done/terminated/truncated) is True."""
-        elements = _elements(tensordict, self.num_tasks)
-        return torch.tensor([any(bool(e.get(k).any()) for k in self.task_specs[i].done.keys(
-            True, True)) for i, e in enumerate(elements)])
+    def _done(self, tensordict: TensorDictBase) -> list[bool]:
+        """Per task: whether any of its done leaves (done/terminated/truncated) is True."""
+        return [any(bool(e.get(k, torch.tensor(False)).any())
+                    for k in self.task_specs[i].done.keys(True, True))
+                for i, e in enumerate(_elements(tensordict, self.num_tasks))]
+
+    def _maybe_reset(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """Reset (via a "_reset" mask) exactly the tasks whose element is done."""
+        done = self._done(tensordict)
+        if not any(done):
+            return tensordict
+        return self.reset(tensordict.set("_reset", torch.tensor(done).reshape(-1, 1)))
 
     def rand_action(self, tensordict: TensorDictBase | None = None) -> TensorDictBase:
         """Draw one sample of the stacked action spec (global RNG, like torchrl) and write task i's
@@ -227,25 +233,26 @@ class _MultiTaskEnv:
         elif tensordict is None:
             raise RuntimeError("rollout(auto_reset=False) needs the tensordict to start from")
         else:
-            td = tensordict
+            td = self._maybe_reset(tensordict)
         steps = []
         for t in range(max_steps):
             if policy is None:
                 td = self.rand_action(td)
             else:
                 out = policy(td)
-                td = td if out is None else out
+                if out is not None and out is not td:  # like torchrl's td.update(policy(td))
+                    elements = _elements(td, self.num_tasks)
+                    for e, o in zip(elements, _elements(out, self.num_tasks), strict=True):
+                        e.update(o)
+                    td = _restack(td, elements)
             td = self.step(td)
             steps.append(td)
             if t == max_steps - 1:
                 break
             td = self._step_mdp(td)
-            done = self._done_mask(td)
-            if done.any():
-                if break_when_any_done:
-                    break
-                td.set("_reset", done.reshape(self.num_tasks, 1))
-                td = self.reset(td)
+            if break_when_any_done and any(self._done(td)):
+                break
+            td = self._maybe_reset(td)
         if not return_contiguous:
             out = lazy_stack(steps, 1)
         else:
@@ -278,22 +285,16 @@ class SerialMultiTaskEnv(_MultiTaskEnv):
                 self._envs.append(maker())
             except Exception as err:
                 raise self._fail(i, "the maker", err) from err
-        return [EnvSpecs(*(getattr(env, f"full_{p}_spec").clone() for p in _PARTS))
-                for env in self._envs]
+        return [EnvSpecs(*_worker.specs(env)) for env in self._envs]
 
     def _run(self, calls: dict[int, tuple[str, Any]]) -> dict[int, Any]:
         if self._closed:
             raise RuntimeError("the env is closed")
         results = {}
         for i, (command, arg) in calls.items():
-            env = self._envs[i]
-            try:
-                if command == "reset":
-                    results[i] = env.reset().clone()
-                elif command == "step":
-                    results[i] = env.step(arg).get("next").clone()
-                else:
-                    results[i] = env.set_seed(arg)
+            try:  # the workers' code path; tensordicts are copied (no aliasing with the env)
+                result = _worker.handle(self._envs[i], command, arg)
+                results[i] = result.clone() if isinstance(result, TensorDictBase) else result
             except Exception as err:
                 raise self._fail(i, f"{command!r}", err) from err
         return results
@@ -330,12 +331,15 @@ def _shutdown(procs: list[BaseProcess], conns: list[Connection], grace: float) -
 
 class ParallelMultiTaskEnv(_MultiTaskEnv):
     """One worker process per task (multiprocessing ``start_method``); every wait on a worker has
-    a ``timeout`` deadline and a liveness check, so a dead or silent worker raises WorkerError."""
+    a ``timeout`` deadline and a liveness check, so a dead or silent worker raises WorkerError.
+    ``start_timeout`` (default: ``timeout``) bounds the first answer: spawning imports torch(rl)
+    anew in each worker, which takes seconds, more on a loaded machine."""
 
     def __init__(self, makers: Iterable[Maker], *, start_method: str = "spawn",
-                 timeout: float = 30.0) -> None:
+                 timeout: float = 30.0, start_timeout: float | None = None) -> None:
         self._ctx = mp.get_context(start_method)
         self._timeout = timeout
+        self._start_timeout = timeout if start_timeout is None else start_timeout
         self._procs: list[BaseProcess] = []
         self._conns: list[Connection] = []
         self._finalizer = weakref.finalize(self, _shutdown, self._procs, self._conns,
@@ -365,14 +369,16 @@ class ParallelMultiTaskEnv(_MultiTaskEnv):
             child.close()
             self._procs.append(proc)
             self._conns.append(parent)
-        got = self._collect(range(self.num_tasks), "building its env")
+        got = self._collect(range(self.num_tasks), "building its env", self._start_timeout)
         return [EnvSpecs(*got[i]) for i in range(self.num_tasks)]
 
-    def _collect(self, tasks: Iterable[int], doing: str) -> dict[int, Any]:
+    def _collect(self, tasks: Iterable[int], doing: str, timeout: float | None = None,
+                 ) -> dict[int, Any]:
         """Receive one answer per task, polling all of them until a shared deadline; on any
         failure close all workers and raise WorkerError naming the task, its exit code and the
         worker's traceback."""
-        deadline = time.monotonic() + self._timeout
+        timeout = self._timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
         pending, results = list(tasks), {}
         try:
             while pending:
@@ -387,7 +393,7 @@ class ParallelMultiTaskEnv(_MultiTaskEnv):
                 if pending and time.monotonic() > deadline:
                     i = pending[0]
                     raise WorkerError(f"task {i}: worker (pid {self._procs[i].pid}) sent nothing "
-                                      f"for {self._timeout} s while {doing}", i)
+                                      f"for {timeout} s while {doing}", i)
                 objects = [o for i in pending for o in (self._conns[i], self._procs[i].sentinel)]
                 wait(objects, timeout=max(0.0, min(0.1, deadline - time.monotonic())))
         except WorkerError:

@@ -19,12 +19,8 @@ from torchrl.envs import EnvBase
 
 __all__ = ["DTYPES", "KeySpec", "TaskEnv", "TaskSpec"]
 
-DTYPES: dict[str, torch.dtype] = {
-    "float32": torch.float32,
-    "float64": torch.float64,
-    "int64": torch.int64,
-    "bool": torch.bool,
-}
+DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64,
+                                  "int64": torch.int64, "bool": torch.bool}
 _RESERVED = ("action", "reward", "done", "terminated", "truncated", "next", "_reset", "_step")
 _STATE_DIM = 4  # size of the hidden float64 state vector
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tensordict import LazyStackedTensorDict, TensorDict
+from tensordict import LazyStackedTensorDict, TensorDict, lazy_stack
 
 from reference.batched import SerialMultiTaskEnv
 from reference.errors import SpecMismatchError, WorkerError
@@ -218,12 +218,28 @@ class TestRollout:
         assert out.batch_size == torch.Size([3, 7])
 
     def test_auto_reset_false_continues(self, env: SerialMultiTaskEnv) -> None:
-        """auto_reset=False continues from the given tensordict."""
-        first = env.rollout(3, scripted_policy(make_actions(3, 3)))
+        """auto_reset=False continues from the given tensordict, resetting only its done tasks."""
+        first = env.rollout(7, scripted_policy(make_actions(7, 3)))  # task 0 ends at step 7
         start = env._step_mdp(first[:, -1])
         out = env.rollout(2, scripted_policy(make_actions(2, 3)), auto_reset=False,
                           tensordict=start)
-        assert torch.equal(out[:, 0]["obs"], first[:, -1]["next", "obs"])
+        assert not out[0]["done"][0].any()
+        assert not torch.equal(out[0]["obs"][0], first[0]["next", "obs"][-1])
+        for i in (1, 2):
+            assert torch.equal(out[i]["obs"][0], first[i]["next", "obs"][-1])
+
+    def test_policy_output_is_merged(self, env: SerialMultiTaskEnv) -> None:
+        """A policy returning a new tensordict (only actions) is merged into the data, per task."""
+        actions = make_actions(3, 3)
+        calls = iter(range(3))
+
+        def policy(td):
+            t = next(calls)
+            return lazy_stack([TensorDict({"action": actions[t, i]}) for i in range(3)], 0)
+
+        out = env.rollout(3, policy)
+        assert torch.equal(out["action"], actions.transpose(0, 1))
+        assert set(out[0].keys()) >= {"obs", "a_int", "action", "next"}
 
     def test_contiguous(self) -> None:
         """return_contiguous=True gives a dense tensordict when all keys are shared, else errors."""

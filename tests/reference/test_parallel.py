@@ -29,6 +29,7 @@ from tests.reference.helpers import (
 )
 
 BOUND = 30.0  # seconds: every worker failure must surface within this
+START = 300.0  # start_timeout: spawned workers import torchrl, slow on a loaded 2-core machine
 
 
 def assert_no_workers(before: set[int]) -> None:
@@ -48,7 +49,7 @@ def test_parallel_matches_serial_then_killed_worker() -> None:
         last_seed = serial.set_seed(9)
         expected = serial.rollout(50, scripted_policy(actions))
         expected_reset = serial.reset()
-    with ParallelMultiTaskEnv(makers) as env:
+    with ParallelMultiTaskEnv(makers, start_timeout=START) as env:
         assert env.set_seed(9) == last_seed
         got = env.rollout(50, scripted_policy(actions))
         for i in range(3):
@@ -71,7 +72,7 @@ def test_step_raises_in_worker() -> None:
     """A task raising on its 3rd step: WorkerError in the parent naming it, no child remains."""
     before = child_pids()
     tasks = [THREE_TASKS[0], TaskSpec("bad", THREE_TASKS[1].observations, raise_at_step=3)]
-    env = ParallelMultiTaskEnv([t.maker() for t in tasks])
+    env = ParallelMultiTaskEnv([t.maker() for t in tasks], start_timeout=START)
     start = time.monotonic()
     with pytest.raises(WorkerError, match=r"task 1: worker .* raised while running 'step'") as info:
         env.rollout(10, scripted_policy(make_actions(10, 2)))
@@ -88,7 +89,7 @@ def test_init_raises_in_worker() -> None:
     before = child_pids()
     tasks = [THREE_TASKS[0], TaskSpec("bad", (), raise_at_init=True)]
     with pytest.raises(WorkerError, match=r"task 1: worker .* raised while building") as info:
-        ParallelMultiTaskEnv([t.maker() for t in tasks])
+        ParallelMultiTaskEnv([t.maker() for t in tasks], start_timeout=START)
     assert info.value.task_index == 1 and "raise_at_init" in info.value.worker_traceback
     assert_no_workers(before)
 
@@ -107,7 +108,7 @@ def test_import_error_only_in_worker(tmp_path: Path, monkeypatch: pytest.MonkeyP
     maker = functools.partial(importlib.import_module("fragile_dep").make)
     before = child_pids()
     with pytest.raises(WorkerError) as info:
-        ParallelMultiTaskEnv([maker], timeout=BOUND)
+        ParallelMultiTaskEnv([maker], start_timeout=START)
     assert info.value.task_index == 0
     assert "mpmath" in info.value.worker_traceback and "fragile_dep" in info.value.worker_traceback
     assert_no_workers(before)
@@ -127,7 +128,7 @@ def test_unpicklable_maker() -> None:
 def test_garbage_collection_closes_workers() -> None:
     """Dropping the last reference to a parallel env stops its workers."""
     before = child_pids()
-    env = ParallelMultiTaskEnv([THREE_TASKS[2].maker()])
+    env = ParallelMultiTaskEnv([THREE_TASKS[2].maker()], start_timeout=START)
     pids = env.worker_pids
     assert set(pids) <= child_pids()
     del env
