@@ -183,7 +183,8 @@ PROPERTIES: tuple[Property, ...] = (
        "into both elements.", "dmcontrol"),
     _p("SCN-005", _ENV,
        "A 100-step rollout keeps exclusive keys: rollout[:, 0] shows only the shared keys, "
-       "rollout[0] has 'observation_stand' and rollout[1] has 'observation_walk'.",
+       "rollout[0] has 'observation_stand' and rollout[1] has 'observation_walk', each with "
+       "its step's current value.",
        "dmcontrol"),
     _p("SCN-006", f"{_ENV} {_PAR}",
        "Serial and parallel batched envs over [stand, walk] give identical trajectories for "

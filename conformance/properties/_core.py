@@ -45,6 +45,8 @@ def prop(prop_id: str, kind: str = "default", helpers: tuple[Any, ...] = ()) -> 
         if hyp is not None:
             hyp.inner_test = _record(prop_id, hyp.inner_test, helpers)
             test = profiles.hypothesis_settings(kind)(test)
+        else:  # a plain example-based property: record its (empty) example for the reproducer
+            test = _record(prop_id, test, helpers)
         test.__doc__ = entry.statement
         return pytest.mark.conformance(prop_id)(test)  # type: ignore[no-any-return]
 
