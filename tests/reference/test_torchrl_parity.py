@@ -1,4 +1,5 @@
-"""The reference's SerialMultiTaskEnv against torchrl's SerialEnv on the same makers and actions.
+"""The reference's SerialMultiTaskEnv against torchrl's SerialEnv / ParallelEnv on the same makers
+and actions.
 
 Where torchrl 0.14 deviates, a strict xfail pins the deviation (it fails loudly once fixed).
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 from tensordict import lazy_stack
-from torchrl.envs import SerialEnv
+from torchrl.envs import ParallelEnv, SerialEnv
 
 from reference.batched import SerialMultiTaskEnv
 from reference.tasks import KeySpec, TaskSpec
@@ -26,11 +27,11 @@ EXCLUSIVE_ROOT = ({"a_int", "a_zero"}, {"b_flag", "b_grid"})
 STEPS = 15
 
 
-def both_rollouts(policy_seed: int | None) -> tuple:
+def both_rollouts(policy_seed: int | None, torchrl_env: type = SerialEnv) -> tuple:
     """(reference, torchrl) rollouts, seeded alike, scripted or random (global RNG) actions."""
     makers = [t.maker() for t in TASKS]
     outs = []
-    for env in (SerialMultiTaskEnv(makers), SerialEnv(len(makers), makers)):
+    for env in (SerialMultiTaskEnv(makers), torchrl_env(len(makers), makers)):
         assert env.set_seed(11) is not None
         if policy_seed is None:
             policy = scripted_policy(make_actions(STEPS, len(TASKS)))
@@ -42,7 +43,7 @@ def both_rollouts(policy_seed: int | None) -> tuple:
     return tuple(outs)
 
 
-class TestAgainstSerialEnv:
+class TestAgainstTorchrl:
     @pytest.mark.parametrize("policy_seed", [None, 0], ids=["scripted", "rand_action"])
     def test_rollout_values(self, policy_seed: int | None) -> None:
         """Same seeds and actions: identical "next" data, actions, done flags and shared roots."""
@@ -51,13 +52,19 @@ class TestAgainstSerialEnv:
         for i in range(len(TASKS)):
             assert_identical(ours[i], theirs[i], f"task {i}", skip=EXCLUSIVE_ROOT[i])
 
-    @pytest.mark.xfail(strict=True, reason="torchrl 0.14.1: in a batched env rollout, step_mdp "
-                       "only moves keys of the stacked spec (the shared ones) from 'next' to the "
-                       "root; keep_other=True keeps the old root value of task-exclusive keys, "
-                       "so they stay at their last reset value")
+    @pytest.mark.xfail(strict=True, reason="torchrl 0.14.1 SerialEnv: EnvBase's step_mdp moves "
+                       "only keys of the stacked spec (the shared ones) from 'next' to the root; "
+                       "keep_other=True keeps the old root value of task-exclusive keys, so they "
+                       "stay at their last reset value (ParallelEnv steps in its workers: correct)")
     def test_exclusive_root_keys_advance(self) -> None:
         """Root values of task-exclusive keys at step t equal ("next", key) at step t-1."""
         ours, theirs = both_rollouts(None)
+        for i in range(len(TASKS)):
+            assert_identical(ours[i], theirs[i], f"task {i}")
+
+    def test_parallel_env_rollout(self) -> None:
+        """torchrl's ParallelEnv matches the reference fully, task-exclusive root keys included."""
+        ours, theirs = both_rollouts(None, ParallelEnv)
         for i in range(len(TASKS)):
             assert_identical(ours[i], theirs[i], f"task {i}")
 
