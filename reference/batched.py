@@ -5,10 +5,9 @@ makers, without torchrl's batched machinery: data is a lazy stack along dim 0 wh
 task i's TensorDict (keys shared by all tasks show at the stack level, exclusive keys only in their
 task's element). Deliberate differences from torchrl 0.14: rollout's ``break_when_any_done``
 defaults to False; moving "next" to the root takes *every* observation key of each task (like
-ParallelEnv; SerialEnv moves only shared ones, leaving exclusive root entries stale) and drops
-the action;
-``reset(td)`` returns a new stack whose unmasked tasks carry the env's current data (torchrl
-updates ``td`` in place); a task env's exception is a WorkerError, after which the env is closed.
+ParallelEnv; SerialEnv moves only shared ones, leaving exclusive root entries stale) and drops the
+action; ``reset(td)`` returns a new stack whose unmasked tasks carry the env's current data
+(torchrl updates ``td`` in place); a task env's exception is a WorkerError, and closes the env.
 """
 
 from __future__ import annotations
