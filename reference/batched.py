@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from tensordict import LazyStackedTensorDict, TensorDict, TensorDictBase, lazy_stack
@@ -34,6 +34,7 @@ from reference.errors import SpecMismatchError, WorkerError
 __all__ = ["EnvSpecs", "ParallelMultiTaskEnv", "SerialMultiTaskEnv", "check_shared_specs"]
 
 Maker = Callable[[], Any]
+_Env = TypeVar("_Env", bound="_MultiTaskEnv")
 _PARTS = ("observation", "action", "reward", "done")
 
 
@@ -128,7 +129,7 @@ class _MultiTaskEnv:
     def is_closed(self) -> bool:
         raise NotImplementedError
 
-    def __enter__(self) -> _MultiTaskEnv:
+    def __enter__(self: _Env) -> _Env:
         return self
 
     def __exit__(self, *exc: object) -> None:
