@@ -309,6 +309,7 @@ class SerialMultiTaskEnv(_MultiTaskEnv):
 
     @property
     def is_closed(self) -> bool:
+        """Whether close() ran (explicitly or after a task error)."""
         return self._closed
 
 
@@ -437,4 +438,5 @@ class ParallelMultiTaskEnv(_MultiTaskEnv):
 
     @property
     def is_closed(self) -> bool:
+        """Whether the workers were stopped (close(), a worker error, or garbage collection)."""
         return not self._finalizer.alive
