@@ -1,10 +1,17 @@
 """``python -m conformance doctor``: what works in this environment, what will not, and the fix.
 
-Problems are found by trying, not by version numbers alone: the core libraries are imported, one
-spawned worker imports torch (the seed tutorial's docs build died there on ``mpmath.rational``),
-and one dm_control suite task is loaded (mujoco 4.0.0 breaks dm_control 1.0.50 with
-``'MjModel' object has no attribute 'flex_vertedge'``).  Each probe runs in a subprocess with a
-time limit, so a broken environment cannot hang or crash the caller.
+Problems are found by trying, not by version numbers alone:
+
+- the core libraries are imported together (torchrl pins a tensordict range);
+- one *spawned* worker imports torch, tensordict and torchrl and writes into a shared tensor the
+  parent sent it -- the path every process-parallel env takes, and where the seed tutorial's docs
+  build died (``sympy`` failing on ``mpmath.rational``);
+- one dm_control suite task (the seed's humanoid) is loaded and stepped in a subprocess with a
+  time limit -- mujoco 4.0.0 breaks dm_control 1.0.50 (``'MjModel' object has no attribute
+  'flex_vertedge'``), and a broken native library must not crash the caller.
+
+``check`` calls :func:`blocking_problem` with only the probes its selection needs, run side by
+side, and stops with the doctor's message when the environment cannot run it.
 """
 
 from __future__ import annotations
@@ -14,44 +21,26 @@ import multiprocessing
 import os
 import subprocess
 import sys
+import time
+import traceback
 from dataclasses import asdict, dataclass
 from importlib import metadata
 
 PACKAGES = ("torch", "tensordict", "torchrl", "dm_control", "mujoco", "hypothesis")
 PROBE_TIMEOUT = 120.0
+MUJOCO_GL_VALUES = ("egl", "osmesa", "glfw")
+DMCONTROL_FIX = "pip install 'mujoco>=3.17,<4'"
+_SKIP_HINT = ("run `python -m conformance doctor` for the full report; `check --skip-doctor` "
+              "runs anyway")
 
-_CORE_PROBE = "import torch, tensordict, torchrl.envs, tensordict.nn"
-_SPAWN_PROBE = """
-import multiprocessing as mp
-def work(q):
-    try:
-        import torch, tensordict
-        torch.zeros(1).share_memory_()
-        q.put("ok")
-    except BaseException:
-        import traceback
-        q.put(traceback.format_exc())
-if __name__ == "__main__":
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    p = ctx.Process(target=work, args=(q,))
-    p.start()
-    try:
-        out = q.get(timeout=90)
-    except Exception:
-        out = f"worker gave no answer (exit code {p.exitcode})"
-    p.join(10)
-    if p.is_alive():
-        p.kill()
-    print(out)
-    raise SystemExit(0 if out == "ok" else 1)
-"""
 _DMC_PROBE = """
 import os
 os.environ.setdefault("MUJOCO_GL", "egl")
+import numpy as np
 from dm_control import suite
 env = suite.load("humanoid", "stand")
 env.reset()
+env.step(np.zeros(env.action_spec().shape))
 print("ok")
 """
 
@@ -67,153 +56,333 @@ class Check:
     blocking: bool = True  # the main job cannot run when a blocking check fails
 
 
+# -- versions -------------------------------------------------------------------------------
+
+
+def version(dist: str) -> str:
+    """Installed version of ``dist`` (tried as spelled and with dashes), or "not installed"."""
+    for name in (dist, dist.replace("_", "-")):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return "not installed"
+
+
 def versions() -> dict[str, str]:
     """Installed versions of python and the packages the kit depends on."""
-    out = {"python": sys.version.split()[0]}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name.replace("_", "-"))
-        except metadata.PackageNotFoundError:
-            try:
-                out[name] = metadata.version(name)
-            except metadata.PackageNotFoundError:
-                out[name] = "not installed"
-    return out
+    return {"python": sys.version.split()[0], **{name: version(name) for name in PACKAGES}}
 
 
-def _run(code: str, timeout: float = PROBE_TIMEOUT) -> tuple[bool, str]:
+def _major(ver: str) -> int:
     try:
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              timeout=timeout, env={**os.environ, "MUJOCO_GL":
-                                                    os.environ.get("MUJOCO_GL", "egl")})
-    except subprocess.TimeoutExpired:
-        return False, f"no answer within {timeout:.0f} s"
-    text = (proc.stdout + proc.stderr).strip()
-    return proc.returncode == 0, text
+        return int(ver.split(".")[0])
+    except ValueError:
+        return -1
 
 
 def _last_line(text: str) -> str:
-    lines = [line for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else text
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    errors = [line for line in lines if "Error" in line or "error" in line]
+    return (errors or lines or [text])[-1]
+
+
+# -- core imports (in process: `check` imports them next anyway) ---------------------------------
+
+
+def _torchrl_pin() -> str:
+    """torchrl's declared tensordict requirement, e.g. 'tensordict<0.15,>=0.14.3' ('' if none)."""
+    try:
+        requires = metadata.requires("torchrl") or []
+    except metadata.PackageNotFoundError:
+        return ""
+    return next((r.split(";")[0].strip() for r in requires if r.startswith("tensordict")), "")
+
+
+def diagnose_core(text: str) -> str:
+    """The fix for torch / tensordict / torchrl failing to import together."""
+    if "mpmath" in text or "sympy" in text:
+        return _mpmath_fix()
+    pin = _torchrl_pin()
+    if pin:
+        return (f"torchrl {version('torchrl')} expects {pin} (installed: tensordict "
+                f"{version('tensordict')}): pip install '{pin}'")
+    return ("install matching releases, e.g. pip install torch==2.13.0 torchrl==0.14.1 "
+            "'tensordict>=0.14.3,<0.15'")
 
 
 def check_core() -> Check:
-    """torch, tensordict and torchrl import together (torchrl pins a tensordict range)."""
-    ok, text = _run(_CORE_PROBE)
-    if ok:
-        return Check("core imports", True, "torch, tensordict, torchrl import")
-    return Check("core imports", False, _last_line(text),
-                 "install matching releases, e.g. pip install torch==2.13.0 torchrl==0.14.1 "
-                 "'tensordict>=0.14.3,<0.15' (torchrl pins its tensordict range)")
+    """torch, tensordict, tensordict.nn and torchrl.envs import together in this process."""
+    start = time.monotonic()
+    try:
+        import tensordict
+        import tensordict.nn  # noqa: F401
+        import torch  # noqa: F401
+        import torchrl.envs  # noqa: F401
+    except BaseException as exc:  # an import can fail with anything, SystemExit included
+        text = traceback.format_exc()
+        return Check("core imports", False, f"{type(exc).__name__}: {exc}", diagnose_core(text))
+    took = time.monotonic() - start
+    return Check("core imports", True,
+                 f"torch, tensordict, torchrl import together ({took:.1f} s)")
+
+
+# -- one spawned worker ------------------------------------------------------------------------
+
+
+def _spawn_worker(conn: multiprocessing.connection.Connection) -> None:
+    """Runs in the spawned probe worker: import the stack, receive a shared tensor, write to it."""
+    try:
+        import tensordict  # noqa: F401
+        import torch  # noqa: F401
+        import torchrl.envs  # noqa: F401
+
+        shared = conn.recv()  # unpickling a shared tensor: torch's rebuild path in the worker
+        shared.add_(1)
+        conn.send(("ok", ""))
+    except BaseException:
+        conn.send(("error", traceback.format_exc()))
+
+
+def _mpmath_fix() -> str:
+    return (f"sympy {version('sympy')} and mpmath {version('mpmath')} do not work together "
+            "(importing tensordict pulls in sympy, which imports mpmath; the seed's docs "
+            "build died there, in a worker, on 'mpmath.rational'): "
+            "pip install -U sympy, or pip install 'mpmath<1.4'")
 
 
 def diagnose_spawn(text: str) -> str:
-    """The fix for a spawned worker that failed to import torch, from its traceback."""
-    if "mpmath" in text:
-        return ("the worker's import of torch pulled sympy, which failed on mpmath: install a "
-                "matching pair, e.g. pip install 'mpmath<1.4' or upgrade sympy")
-    return ("a dependency fails to import only in a spawned worker: read the worker traceback "
-            "and reinstall that package")
+    """The fix for a spawned worker that failed, from its traceback."""
+    if "mpmath" in text or "sympy" in text:
+        return _mpmath_fix()
+    if "No module named" in text:
+        return ("a module the worker needs is not importable in a fresh interpreter (the parent "
+                "may import it from a path workers do not see): install it into this "
+                "environment, or run from the directory that holds it")
+    return ("a dependency fails only in a spawned worker: read the worker traceback above and "
+            "reinstall that package")
+
+
+class _SpawnProbe:
+    """Start one spawned worker now; :meth:`result` sends it a shared tensor and waits."""
+
+    def __init__(self, timeout: float = PROBE_TIMEOUT) -> None:
+        self.timeout = timeout
+        self.start = time.monotonic()
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_spawn_worker, args=(child,), daemon=True,
+                                name="conformance-doctor-probe")
+        self.error = ""
+        try:
+            self.proc.start()
+        except BaseException:
+            self.error = traceback.format_exc()
+        child.close()
+
+    def result(self) -> Check:
+        name = "spawned worker"
+        if self.error:
+            return Check(name, False, "cannot start: " + _last_line(self.error),
+                         diagnose_spawn(self.error))
+        shared_ok = False
+        try:
+            import torch
+
+            shared = torch.zeros(3).share_memory_()
+            try:  # pickled by torch's reduce_tensor, as a parallel env sends its buffers
+                self.conn.send(shared)
+            except OSError:  # the worker failed first and closed its end: read why below
+                pass
+            status, text = self._answer()
+            shared_ok = bool((shared == 1).all())
+        except BaseException:
+            status, text = "error", "parent: " + traceback.format_exc()
+        finally:
+            self.stop()
+        took = time.monotonic() - self.start
+        if status != "ok":
+            return Check(name, False, _last_line(text), diagnose_spawn(text))
+        if not shared_ok:
+            return Check(name, False, "the worker's write to a shared tensor did not reach the "
+                         "parent", "check /dev/shm (size, permissions) and "
+                         "torch.multiprocessing's sharing strategy")
+        return Check(name, True, "a spawned worker imported torch, tensordict, torchrl and "
+                                 f"wrote into a tensor shared with it ({took:.1f} s)")
+
+    def _answer(self) -> tuple[str, str]:
+        deadline = self.start + self.timeout
+        while time.monotonic() < deadline:
+            if self.conn.poll(0.05):
+                try:
+                    return self.conn.recv()  # type: ignore[no-any-return]
+                except EOFError:
+                    break
+            if not self.proc.is_alive() and not self.conn.poll(0):
+                break
+        if self.proc.is_alive():
+            return "error", f"the worker sent nothing within {self.timeout:.0f} s"
+        return "error", (f"the worker died before answering (exit code {self.proc.exitcode}); "
+                         "its traceback is on stderr above")
+
+    def stop(self) -> None:
+        """Join the worker (it exits after answering), else terminate, then kill it."""
+        self.proc.join(5.0)
+        for stop in (self.proc.terminate, self.proc.kill):
+            if self.proc.is_alive():
+                stop()
+                self.proc.join(1.0)
+        self.conn.close()
 
 
 def check_spawn() -> Check:
-    """One spawned worker imports torch and tensordict and shares a tensor."""
-    ok, text = _run(_SPAWN_PROBE)
-    if ok:
-        return Check("spawned worker", True, "a spawned worker imports torch and tensordict")
-    return Check("spawned worker", False, _last_line(text), diagnose_spawn(text))
+    """One spawned worker imports torch, tensordict and torchrl and shares a tensor."""
+    return _SpawnProbe().result()
 
 
-def diagnose_dmcontrol(text: str, mujoco_version: str) -> str:
+# -- dm_control ----------------------------------------------------------------------------------
+
+
+def diagnose_dmcontrol(text: str, mujoco_version: str, dm_control_version: str = "") -> str:
     """The fix for a dm_control suite task that failed to load, from its error text."""
-    if "flex_vertedge" in text or mujoco_version.startswith("4."):
-        return (f"mujoco {mujoco_version} is incompatible with this dm_control (its suite "
-                f"fails on 'flex_vertedge'): pip install 'mujoco>=3.17,<4'")
+    dmc = dm_control_version or version("dm_control")
+    if "flex_vertedge" in text or _major(mujoco_version) >= 4:
+        return (f"mujoco {mujoco_version} is incompatible with dm_control {dmc} (its suite "
+                f"fails on 'flex_vertedge'): {DMCONTROL_FIX}")
     if "No module named" in text:
         return "pip install 'multitask-conformance[dmcontrol]' (dm_control + mujoco<4)"
-    if "GL" in text or "EGL" in text or "display" in text.lower():
-        return "set MUJOCO_GL=egl (or osmesa) for headless use"
+    if "GL" in text or "display" in text.lower():
+        return "export MUJOCO_GL=egl (or osmesa) for headless use"
     return "reinstall dm_control and mujoco: pip install 'multitask-conformance[dmcontrol]'"
 
 
+class _DmcProbe:
+    """Start loading the humanoid in a subprocess now; :meth:`result` waits for it."""
+
+    def __init__(self, timeout: float = PROBE_TIMEOUT) -> None:
+        self.vers = {name: version(name) for name in ("dm_control", "mujoco")}
+        self.missing = [n for n, v in self.vers.items() if v == "not installed"]
+        self.timeout = timeout
+        self.proc: subprocess.Popen[str] | None = None
+        if not self.missing:
+            env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
+            self.proc = subprocess.Popen([sys.executable, "-c", _DMC_PROBE], env=env, text=True,
+                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    def result(self) -> Check:
+        name = "dm_control humanoid"
+        where = f"dm_control {self.vers['dm_control']}, mujoco {self.vers['mujoco']}"
+        if self.proc is None:
+            return Check(name, False, f"{where}: SCN properties skip",
+                         "pip install 'multitask-conformance[dmcontrol]'", blocking=False)
+        try:
+            out, _ = self.proc.communicate(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+            return Check(name, False, f"loading humanoid stand gave no answer within "
+                         f"{self.timeout:.0f} s ({where})", diagnose_dmcontrol(
+                             "", self.vers["mujoco"], self.vers["dm_control"]))
+        if self.proc.returncode == 0:
+            return Check(name, True, f"humanoid stand loads and steps ({where})")
+        return Check(name, False, f"{_last_line(out)} ({where})",
+                     diagnose_dmcontrol(out, self.vers["mujoco"], self.vers["dm_control"]))
+
+
 def check_dmcontrol() -> Check:
-    """Load the humanoid stand suite task (the seed's env), the way the SCN area does."""
-    vers = versions()
-    if vers["dm_control"] == "not installed" or vers["mujoco"] == "not installed":
-        return Check("dm_control humanoid", False,
-                     f"dm_control {vers['dm_control']}, mujoco {vers['mujoco']}",
-                     "pip install 'multitask-conformance[dmcontrol]' (SCN properties skip "
-                     "without it)", blocking=False)
-    ok, text = _run(_DMC_PROBE)
-    if ok:
-        return Check("dm_control humanoid", True,
-                     f"humanoid stand loads (dm_control {vers['dm_control']}, "
-                     f"mujoco {vers['mujoco']})")
-    return Check("dm_control humanoid", False, _last_line(text),
-                 diagnose_dmcontrol(text, vers["mujoco"]))
+    """Load and step the humanoid stand suite task (the seed's env) in a subprocess."""
+    return _DmcProbe().result()
+
+
+# -- platform ------------------------------------------------------------------------------------
 
 
 def check_start_methods() -> Check:
-    """The multiprocessing start methods this platform offers (parallel envs need one)."""
+    """The multiprocessing start methods on offer (parallel envs spawn their workers)."""
     methods = multiprocessing.get_all_start_methods()
-    return Check("start methods", "spawn" in methods, ", ".join(methods),
-                 "" if "spawn" in methods else "this platform cannot spawn workers",
-                 blocking=False)
+    default = multiprocessing.get_start_method(allow_none=True) or methods[0]
+    ok = "spawn" in methods
+    return Check("start methods", ok, f"{', '.join(methods)} (default {default}; parallel "
+                 "envs use spawn)", "" if ok else "this platform cannot spawn workers: "
+                 "PAR/SCN parallel properties will fail", blocking=False)
 
 
 def check_mujoco_gl() -> Check:
     """MUJOCO_GL: unset means dm_control tries a display (GLFW warnings without one)."""
     value = os.environ.get("MUJOCO_GL")
-    return Check("MUJOCO_GL", value is not None, value or "unset",
-                 "" if value else "export MUJOCO_GL=egl for quiet headless dm_control "
-                 "(the kit sets it for its own processes)", blocking=False)
+    if value is None:
+        return Check("MUJOCO_GL", False, "unset (the kit sets egl for its own processes)",
+                     "export MUJOCO_GL=egl for quiet headless dm_control", blocking=False)
+    if value not in MUJOCO_GL_VALUES:
+        return Check("MUJOCO_GL", False, f"{value!r} is not one of {', '.join(MUJOCO_GL_VALUES)}",
+                     "export MUJOCO_GL=egl", blocking=False)
+    if value == "glfw" and not os.environ.get("DISPLAY"):
+        return Check("MUJOCO_GL", False, "glfw without a DISPLAY", "export MUJOCO_GL=egl",
+                     blocking=False)
+    return Check("MUJOCO_GL", True, value)
 
 
-def run_checks(dmcontrol: bool = True) -> list[Check]:
-    """All checks, in order; ``dmcontrol`` False leaves out the suite-task probe."""
-    checks = [check_core(), check_spawn(), check_start_methods(), check_mujoco_gl()]
-    if dmcontrol:
-        checks.append(check_dmcontrol())
+# -- running the checks --------------------------------------------------------------------------
+
+
+def run_checks(dmcontrol: bool = True, parallel: bool = True) -> list[Check]:
+    """The checks, in order.  The slow probes (a dm_control subprocess, a spawned worker) start
+    first and run while this process imports the core libraries.
+
+    ``dmcontrol`` / ``parallel`` False leave out the humanoid probe / the spawned-worker probe.
+    """
+    dmc = _DmcProbe() if dmcontrol else None
+    spawn = _SpawnProbe() if parallel else None
+    checks = [check_core()]
+    if spawn is not None:
+        if checks[0].ok:
+            checks.append(spawn.result())
+        else:  # the worker would fail the same way; the core failure says it all
+            spawn.stop()
+    checks += [check_start_methods(), check_mujoco_gl()]
+    if dmc is not None:
+        checks.append(dmc.result())
     return checks
 
 
-def blocking_problem(dmcontrol: bool = False) -> str:
-    """The doctor's message when the main job cannot run (empty when it can).
+def blocking_problem(dmcontrol: bool = False, parallel: bool = True) -> str:
+    """The doctor's message when the selected properties cannot run here (empty when they can).
 
     ``check`` calls this first so a broken environment stops it with one clear message instead
-    of forty failed properties with the same traceback.  ``dmcontrol`` makes a broken dm_control
-    blocking (when the SCN area is selected).
+    of many failed properties with the same traceback.  ``dmcontrol``: SCN properties are
+    selected (a dm_control that is installed but broken blocks; a missing one only skips them).
+    ``parallel``: properties that start worker processes are selected (runs the spawn probe,
+    the slowest one, a few seconds).
     """
-    checks = [check_core()]
-    if checks[0].ok:
-        checks.append(check_spawn())
-    if dmcontrol:
-        dmc = check_dmcontrol()
-        dmc.blocking = dmc.blocking and dmc.detail != ""
-        if not dmc.ok and "not installed" not in dmc.detail:
-            dmc.blocking = True
-        checks.append(dmc)
-    bad = [c for c in checks if not c.ok and c.blocking]
+    bad = [c for c in run_checks(dmcontrol, parallel) if not c.ok and c.blocking]
     if not bad:
         return ""
-    lines = ["conformance doctor: this environment cannot run the check:"]
+    lines = ["conformance doctor: this environment cannot run the selected properties:"]
     for c in bad:
         lines.append(f"  {c.name}: {c.detail}\n    fix: {c.fix}")
+    lines.append(f"  ({_SKIP_HINT})")
     return "\n".join(lines)
 
 
 def main(as_json: bool = False) -> int:
-    """Print one screen; exit non-zero when the main job cannot run."""
+    """Print one screen; exit 1 when the main job (``check`` on every area) cannot run."""
     vers = versions()
     checks = run_checks()
+    code = 1 if any(not c.ok and c.blocking for c in checks) else 0
     if as_json:
-        print(json.dumps({"versions": vers, "checks": [asdict(c) for c in checks]}, indent=2))
+        print(json.dumps({"versions": vers, "checks": [asdict(c) for c in checks],
+                          "ready": code == 0}, indent=2))
+        return code
+    print("conformance doctor")
+    print("  " + ", ".join(f"{k} {v}" for k, v in vers.items()))
+    width = max(len(c.name) for c in checks)
+    for c in checks:
+        mark = "ok  " if c.ok else ("FAIL" if c.blocking else "warn")
+        print(f"  [{mark}] {c.name.ljust(width)}  {c.detail}")
+        if not c.ok and c.fix:
+            print(f"         {' ' * width}  fix: {c.fix}")
+    if code:
+        print("not ready: `python -m conformance check` cannot run here; apply the fixes above")
     else:
-        print("conformance doctor")
-        print("  " + ", ".join(f"{k} {v}" for k, v in vers.items()))
-        for c in checks:
-            mark = "ok  " if c.ok else ("FAIL" if c.blocking else "warn")
-            print(f"  [{mark}] {c.name}: {c.detail}")
-            if not c.ok and c.fix:
-                print(f"         fix: {c.fix}")
-    return 1 if any(not c.ok and c.blocking for c in checks) else 0
+        print("ready: `python -m conformance check` can run here")
+    return code
