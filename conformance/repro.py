@@ -72,7 +72,8 @@ def _subject_lines(subject: Any, source_name: str) -> str:
 def _function_source(fn: Any) -> str:
     src = textwrap.dedent(inspect.getsource(fn))
     lines = src.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.lstrip().startswith("def "))
+    start = next(i for i, line in enumerate(lines)
+                 if line.lstrip().startswith(("def ", "class ")))  # decorators are dropped
     return "\n".join(lines[start:])
 
 
