@@ -400,3 +400,67 @@ def missing_key_cases(draw: Any) -> MissingKeyCase:
     else:
         missing = draw(st.sampled_from(["observation", f"observation_{task}"]))
     return MissingKeyCase(case, task, missing)
+
+
+# -- SPEC: spec conflicts ---------------------------------------------------------------------
+
+
+class TaskRun(NamedTuple):
+    """A task set and ``actions[t][i]``: task i's action at step t (one row per step)."""
+
+    tasks: list[Any]  # reference.tasks.TaskSpec
+    actions: list[list[Any]]
+
+
+@st.composite
+def spec_task_sets(draw: Any, min_tasks: int = 1, max_tasks: int = 4) -> TaskSet:
+    """:func:`task_sets` of 1-4 tasks, three times in four with a nested key exclusive to task 0
+    (``("task0", "own")``, whose parent no other task has; shrinks toward none)."""
+    exclusive = max_tasks >= 2 and draw(st.integers(0, 3)) != 0
+    return draw(task_sets(min_tasks=min_tasks, max_tasks=max_tasks, exclusive=exclusive))
+
+
+@st.composite
+def task_runs(draw: Any, steps: int, min_tasks: int = 1, max_tasks: int = 4) -> TaskRun:
+    """A :func:`spec_task_sets` task set with ``steps`` rows of scripted actions."""
+    ts = draw(spec_task_sets(min_tasks=min_tasks, max_tasks=max_tasks))
+    return TaskRun(ts.tasks, draw(action_sequences(ts, steps)))
+
+
+CLASH_KEYS = ("clash", ("sub", "clash"), ("agent", "clash"))
+
+
+class ConflictCase(NamedTuple):
+    """Tasks that all hold ``key`` with at least two different (shape, dtype) among them, and
+    ``actions[t][i]`` for three steps (one reset-step, then a two-step rollout)."""
+
+    tasks: list[Any]  # reference.tasks.TaskSpec
+    key: Any
+    actions: list[list[Any]]
+
+
+@st.composite
+def spec_conflicts(draw: Any, min_tasks: int = 2, max_tasks: int = 4) -> ConflictCase:
+    """A :func:`task_sets` task set (2-4 tasks) plus a key held by every task, where some tasks
+    disagree with task 0 on its shape (same or different rank), its dtype, or both; the other
+    keys follow task_sets' rules (shared keys agree)."""
+    import dataclasses
+
+    from reference.tasks import KeySpec
+
+    base = draw(task_sets(min_tasks=min_tasks, max_tasks=max_tasks))
+    key = draw(st.sampled_from(CLASH_KEYS))
+    kind = draw(st.sampled_from(("shape", "dtype", "both")))
+    shape0, dtype0 = draw(shapes()), draw(dtypes())
+    shape1 = draw(shapes().filter(lambda s: s != shape0)) if kind != "dtype" else shape0
+    dtype1 = draw(dtypes().filter(lambda d: d != dtype0)) if kind != "shape" else dtype0
+    n = len(base.tasks)
+    other = draw(st.integers(1, n - 1))  # this task surely disagrees with task 0
+    tasks = []
+    for i, task in enumerate(base.tasks):
+        differs = i == other or (i > 0 and draw(st.booleans()))
+        shape, dtype = (shape1, dtype1) if differs else (shape0, dtype0)
+        tasks.append(dataclasses.replace(
+            task, observations=(*task.observations, KeySpec(key, shape, dtype))))
+    actions = draw(action_sequences(TaskSet(tasks), 3))
+    return ConflictCase(tasks, key, actions)
