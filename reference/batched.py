@@ -396,8 +396,9 @@ class ParallelMultiTaskEnv(_MultiTaskEnv):
                     i = pending[0]
                     raise WorkerError(f"task {i}: worker (pid {self._procs[i].pid}) sent nothing "
                                       f"for {timeout} s while {doing}", i)
-                objects = [o for i in pending for o in (self._conns[i], self._procs[i].sentinel)]
-                wait(objects, timeout=max(0.0, min(0.1, deadline - time.monotonic())))
+                if pending:  # (an empty wait would sleep the whole 0.1 s)
+                    wait([o for i in pending for o in (self._conns[i], self._procs[i].sentinel)],
+                         timeout=max(0.0, min(0.1, deadline - time.monotonic())))
         except WorkerError:
             self.close()
             raise
