@@ -3,8 +3,8 @@
 Problems are found by trying, not by version numbers alone:
 
 - the core libraries are imported together (torchrl pins a tensordict range);
-- one *spawned* worker imports torch, tensordict and torchrl and writes into a shared tensor the
-  parent sent it -- the path every process-parallel env takes, and where the seed tutorial's docs
+- one *spawned* worker imports torch and tensordict and writes into a shared tensor the parent
+  sent it -- the path every process-parallel env takes, and where the seed tutorial's docs
   build died (``sympy`` failing on ``mpmath.rational``);
 - one dm_control suite task (the seed's humanoid) is loaded and stepped in a subprocess with a
   time limit -- mujoco 4.0.0 breaks dm_control 1.0.50 (``'MjModel' object has no attribute
@@ -131,11 +131,11 @@ def check_core() -> Check:
 
 
 def _spawn_worker(conn: multiprocessing.connection.Connection) -> None:
-    """Runs in the spawned probe worker: import the stack, receive a shared tensor, write to it."""
+    """Runs in the spawned probe worker: import torch and tensordict (which pulls in sympy and
+    mpmath), receive a shared tensor, write to it."""
     try:
         import tensordict  # noqa: F401
         import torch  # noqa: F401
-        import torchrl.envs  # noqa: F401
 
         shared = conn.recv()  # unpickling a shared tensor: torch's rebuild path in the worker
         shared.add_(1)
@@ -207,8 +207,8 @@ class _SpawnProbe:
             return Check(name, False, "the worker's write to a shared tensor did not reach the "
                          "parent", "check /dev/shm (size, permissions) and "
                          "torch.multiprocessing's sharing strategy")
-        return Check(name, True, "a spawned worker imported torch, tensordict, torchrl and "
-                                 f"wrote into a tensor shared with it ({took:.1f} s)")
+        return Check(name, True, "a spawned worker imported torch and tensordict and wrote "
+                                 f"into a tensor shared with it ({took:.1f} s)")
 
     def _answer(self) -> tuple[str, str]:
         deadline = self.start + self.timeout
@@ -236,7 +236,7 @@ class _SpawnProbe:
 
 
 def check_spawn() -> Check:
-    """One spawned worker imports torch, tensordict and torchrl and shares a tensor."""
+    """One spawned worker imports torch and tensordict and shares a tensor with this process."""
     return _SpawnProbe().result()
 
 
@@ -326,19 +326,18 @@ def check_mujoco_gl() -> Check:
 
 
 def run_checks(dmcontrol: bool = True, parallel: bool = True) -> list[Check]:
-    """The checks, in order.  The slow probes (a dm_control subprocess, a spawned worker) start
-    first and run while this process imports the core libraries.
+    """The checks, in order; the humanoid probe (a subprocess) runs while this process imports
+    the core libraries and the spawned worker starts.
 
     ``dmcontrol`` / ``parallel`` False leave out the humanoid probe / the spawned-worker probe.
+    The worker starts only after the core imports: starting a process fixes multiprocessing's
+    default start method, and torchrl's import must be the first to choose it (spawn), as it
+    is in the ``check`` run that follows.
     """
     dmc = _DmcProbe() if dmcontrol else None
-    spawn = _SpawnProbe() if parallel else None
     checks = [check_core()]
-    if spawn is not None:
-        if checks[0].ok:
-            checks.append(spawn.result())
-        else:  # the worker would fail the same way; the core failure says it all
-            spawn.stop()
+    if parallel and checks[0].ok:  # else the worker would fail the same way
+        checks.append(check_spawn())
     checks += [check_start_methods(), check_mujoco_gl()]
     if dmc is not None:
         checks.append(dmc.result())
