@@ -52,23 +52,27 @@ def tutorial_policy(sequential):
     return sequential(common, stand, walk, partial_tolerant=True)
 
 
-def humanoid_resets():
-    """Fresh copies of the stand and walk envs' first reset after ``set_seed(0)``.
+def humanoid_envs():
+    """The tutorial's stand and walk envs (``reference.dmc`` makers), built once per process.
 
-    The envs are built and reset once per process (about 0.3 s); every call returns new clones.
+    Building one costs about 0.2 s; the properties only read their transforms and specs and
+    reset them, so every property and subject shares the same two envs.
     """
-    cache = humanoid_resets.__dict__.setdefault("cache", [])
+    cache = humanoid_envs.__dict__.setdefault("cache", [])
     if not cache:
         from reference.dmc import stand_maker, walk_maker
 
-        for maker in (stand_maker, walk_maker):
-            env = maker()
-            try:
-                env.set_seed(0)
-                cache.append(env.reset())
-            finally:
-                env.close()
-    return [reset.clone() for reset in cache]
+        cache.extend([stand_maker(), walk_maker()])
+    return list(cache)
+
+
+def humanoid_resets():
+    """New reset outputs of the stand and walk envs, each reset right after ``set_seed(0)``."""
+    resets = []
+    for env in humanoid_envs():
+        env.set_seed(0)
+        resets.append(env.reset())
+    return resets
 
 
 def expect_entry(td, key, shape, dtype, what, call, fix=""):
@@ -114,41 +118,32 @@ def first_difference(a, b):
     return int(rows[0]) if len(rows) else None
 
 
-@prop("SCN-001", helpers=(expect_entry,))
+@prop("SCN-001", helpers=(humanoid_envs, humanoid_resets, expect_entry))
 def test_humanoid_envs_build(subject) -> None:
     from torchrl.envs import CatTensors, DoubleToFloat
 
-    from reference.dmc import stand_maker, walk_maker
-
-    resets = []
-    for task, other, maker in (("stand", "walk", stand_maker), ("walk", "stand", walk_maker)):
-        env = maker()
-        try:
-            call = f"{maker.__name__}()"
-            kinds = [type(t) for t in env.transform]
-            expect(kinds == [CatTensors, CatTensors, DoubleToFloat], f"{call}.transform",
-                   [k.__name__ for k in kinds], ["CatTensors", "CatTensors", "DoubleToFloat"],
-                   call)
-            spec = env.observation_spec
-            for key in ("observation", f"observation_{task}"):
-                expect(key in spec.keys(), f"{call}.observation_spec has {key!r}",
-                       sorted(map(str, spec.keys())), f"a spec holding {key!r}", call)
-                expect((tuple(spec[key].shape), spec[key].dtype) == ((67,), torch.float32),
-                       f"{call}.observation_spec[{key!r}]",
-                       f"shape={tuple(spec[key].shape)} dtype={spec[key].dtype}",
-                       "shape=(67,) dtype=torch.float32", call)
-            reset = env.reset()
-            for key in ("observation", f"observation_{task}"):
-                expect_entry(reset, key, (67,), torch.float32, f"{call}.reset()", call)
-            expect(("observation_" + other,) not in leaf_keys(reset),
-                   f"{call}.reset() has the other task's key", sorted(leaf_keys(reset)),
-                   f"no 'observation_{other}'", call)
-            expect_tensor_equal(reset.get(f"observation_{task}"), reset.get("observation"),
-                                f"{call}.reset()['observation_{task}'] vs ['observation']",
-                                call)
-            resets.append(reset)
-        finally:
-            env.close()
+    resets = humanoid_resets()
+    tasks = (("stand", "walk"), ("walk", "stand"))
+    for (task, other), env, reset in zip(tasks, humanoid_envs(), resets, strict=True):
+        call = f"{task}_maker()"
+        kinds = [type(t) for t in env.transform]
+        expect(kinds == [CatTensors, CatTensors, DoubleToFloat], f"{call}.transform",
+               [k.__name__ for k in kinds], ["CatTensors", "CatTensors", "DoubleToFloat"], call)
+        spec = env.observation_spec
+        for key in ("observation", f"observation_{task}"):
+            expect(key in spec.keys(), f"{call}.observation_spec has {key!r}",
+                   sorted(map(str, spec.keys())), f"a spec holding {key!r}", call)
+            expect((tuple(spec[key].shape), spec[key].dtype) == ((67,), torch.float32),
+                   f"{call}.observation_spec[{key!r}]",
+                   f"shape={tuple(spec[key].shape)} dtype={spec[key].dtype}",
+                   "shape=(67,) dtype=torch.float32", call)
+        for key in ("observation", f"observation_{task}"):
+            expect_entry(reset, key, (67,), torch.float32, f"{call}.reset()", call)
+        expect((f"observation_{other}",) not in leaf_keys(reset),
+               f"{call}.reset() has the other task's key", sorted(leaf_keys(reset)),
+               f"no 'observation_{other}'", call)
+        expect_tensor_equal(reset.get(f"observation_{task}"), reset.get("observation"),
+                            f"{call}.reset()['observation_{task}'] vs ['observation']", call)
     call = "lazy_stack([stand.reset(), walk.reset()], 0)"
     stack = subject.lazy_stack(resets, 0)
     expect(list(stack.batch_size) == [2], f"{call}.batch_size", list(stack.batch_size), [2],
@@ -165,7 +160,7 @@ def test_humanoid_envs_build(subject) -> None:
                             f"{call}[{i}]['observation_{task}']", call)
 
 
-@prop("SCN-002", helpers=(humanoid_resets,))
+@prop("SCN-002", helpers=(humanoid_envs, humanoid_resets))
 def test_stack_of_resets_indexes_originals(subject) -> None:
     tdreset1, tdreset2 = humanoid_resets()
     call = "lazy_stack([tdreset1, tdreset2], 0)"
@@ -175,7 +170,8 @@ def test_stack_of_resets_indexes_originals(subject) -> None:
                   "keep the stacked tensordicts and return them on indexing (no copy)")
 
 
-@prop("SCN-003", helpers=(humanoid_resets, tutorial_policy, expect_entry, expect_td_close))
+@prop("SCN-003", helpers=(humanoid_envs, humanoid_resets, tutorial_policy, expect_entry,
+                          expect_td_close))
 def test_policy_on_single_and_stacked_resets(subject) -> None:
     policy = tutorial_policy(subject.sequential)
     resets = humanoid_resets()
