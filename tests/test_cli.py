@@ -38,8 +38,14 @@ class TestList:
         run = run_cli("list", "--markdown")
         assert run.out.strip() == catalogue.markdown_table()
         readme = (Path(__file__).parents[1] / "README.md").read_text()
-        assert catalogue.markdown_table() in readme, "README table is stale: regenerate it " \
-                                                     "with `python -m conformance list --markdown`"
+        assert catalogue.markdown_table() in readme, "README table is stale: python -m tests.readme"
+
+    def test_readme_findings_are_the_shipped_deviations(self):
+        """The README's findings table is generated from the shipped deviations files."""
+        from tests import readme
+
+        text = (Path(__file__).parents[1] / "README.md").read_text()
+        assert readme.findings() in text, "README findings are stale: python -m tests.readme"
 
 
 class TestCheck:

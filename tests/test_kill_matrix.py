@@ -53,4 +53,4 @@ def test_readme_kill_matrix_is_current(kills, kill_report):
     """The README shows the kill matrix this run produced."""
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     assert kill_matrix.compact(kills, kill_report) in readme, (
-        "README kill matrix is stale: regenerate with `python -m tests.kill_matrix`")
+        "README kill matrix is stale: regenerate with `python -m tests.readme --kill-matrix`")
