@@ -375,6 +375,17 @@ def reads_reversed() -> Subject:
 # -- batch size and nesting --------------------------------------------------------------------
 
 
+class _ShapeOfElements(ConformantStack):
+    @property
+    def shape(self) -> torch.Size:
+        return self.tensordicts[0].batch_size  # the stack dim left out
+
+
+def shape_of_elements() -> Subject:
+    """stack.shape reports the elements' batch size (batch_size itself is right)."""
+    return _mutant("shape_of_elements", _ShapeOfElements, shape_of_elements.__doc__)
+
+
 def _stacks_at_front(tds, dim):
     return ConformantStack.stack(list(tds), 0)
 
@@ -410,5 +421,26 @@ def nested_densifies() -> Subject:
 
 
 KILLS = {
-    "stack_copies": ["STK-001"],
+    "stack_copies": ["STK-001", "STK-002", "STK-003", "STK-004", "STK-005", "STK-008",
+                     "STK-009", "EXC-007"],
+    "unbind_copies": ["STK-002"],
+    "index_shallow": ["STK-001", "STK-008", "EXC-007"],
+    "drops_exclusive": ["STK-001", "STK-002", "STK-003", "STK-004", "STK-005", "STK-008",
+                        "EXC-002", "EXC-003", "EXC-004", "EXC-007"],
+    "strips_exclusive_in_place": ["EXC-002", "EXC-003", "EXC-004"],
+    "keys_union": ["EXC-001", "EXC-003", "EXC-008"],
+    "contains_union": ["EXC-008"],
+    "zero_filled": ["EXC-005"],
+    "slice_drops_exclusive": ["STK-008", "EXC-003", "EXC-004"],
+    "densify_mixes": ["EXC-006"],
+    "writes_to_copy": ["STK-003"],
+    "stale_reads": ["STK-004"],
+    "new_key_first_slice": ["STK-005"],
+    "reads_reversed": ["STK-004", "STK-006"],
+    "shape_of_elements": ["STK-007"],
+    "stacks_at_front": ["STK-001", "STK-002", "STK-003", "STK-004", "STK-005", "STK-006",
+                        "STK-007", "STK-008", "STK-009", "EXC-002", "EXC-003", "EXC-004",
+                        "EXC-006", "EXC-007"],
+    "nested_restacks_copies": ["STK-008"],
+    "nested_densifies": ["STK-008", "EXC-004"],
 }
