@@ -220,9 +220,8 @@ def test_batched_env_is_multi_task(subject) -> None:
                                               ("observation_walk", "observation_stand"))):
                 element = elements(result)[i]
                 what = f"{name}, element {i}"
-                for key in ("action", own):
-                    expect_entry(element, key, (67,) if key == own else (21,), torch.float32,
-                                 what, call)
+                expect_entry(element, "action", (21,), torch.float32, what, call)
+                expect_entry(element, own, (67,), torch.float32, what, call)
                 for key in ("observation", own):
                     expect_entry(element, ("next", key), (67,), torch.float32, what, call,
                                  "step must write each task's result under 'next' of its own "
