@@ -106,8 +106,10 @@ def _check(ns: argparse.Namespace) -> int:
     if not ns.skip_doctor:
         from conformance import doctor
 
-        wanted = {p.area for p in catalogue.select(ns.area)}
-        blocker = doctor.blocking_problem(dmcontrol="SCN" in wanted)
+        selected = catalogue.select(ns.area)
+        blocker = doctor.blocking_problem(
+            dmcontrol=any(p.extra == "dmcontrol" for p in selected),
+            parallel=any("parallel_env" in p.needs for p in selected))
         if blocker:
             print(blocker, file=sys.stderr)
             return 3

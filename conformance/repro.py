@@ -100,8 +100,7 @@ def build(prop_id: str, statement: str, subject: Any, source_name: str, fn: Any,
         "# -- the property --",
         _function_source(fn),
         "# -- the shrunk example --",
-        inputs,
-        call,
-        'print("property holds on this example")',
+        'if __name__ == "__main__":  # spawned workers re-import this script',
+        textwrap.indent(f'{inputs}\n{call}\nprint("property holds on this example")', "    "),
     ]
     return "\n\n".join(parts) + "\n"

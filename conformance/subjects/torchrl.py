@@ -43,7 +43,9 @@ def _serial_env(makers: Sequence[Callable[[], Any]]) -> Any:
 def _parallel_env(makers: Sequence[Callable[[], Any]]) -> Any:
     from torchrl.envs import ParallelEnv
 
-    return ParallelEnv(len(makers), list(makers))
+    # Explicit spawn: torchrl picks spawn only when nothing fixed multiprocessing's default before
+    # it was imported; otherwise ParallelEnv silently forks.
+    return ParallelEnv(len(makers), list(makers), mp_start_method="spawn")
 
 
 def _sequential(*modules: Any, partial_tolerant: bool = True) -> Any:
@@ -134,6 +136,7 @@ def subject() -> Any:
             "serial_env": "from torchrl.envs import SerialEnv\n"
             "def serial_env(makers):\n    return SerialEnv(len(makers), list(makers))",
             "parallel_env": "from torchrl.envs import ParallelEnv\n"
-            "def parallel_env(makers):\n    return ParallelEnv(len(makers), list(makers))",
+            "def parallel_env(makers):\n"
+            "    return ParallelEnv(len(makers), list(makers), mp_start_method='spawn')",
         },
     )
