@@ -24,7 +24,11 @@ def test_builtin_subject_conforms(run_cli, name):
     assert sorted(props) == sorted(p.id for p in catalogue.PROPERTIES)
     outcomes = {c["outcome"] for c in props.values()}
     if name == "reference":
-        assert outcomes <= {"passed", "skipped"}, outcomes
+        # The reference's own parts (envs, policy) pass everything; its only deviations are the
+        # tensordict lazy-stack findings it inherits by reusing tensordict's stack.
+        assert outcomes <= {"passed", "skipped", "deviation"}, outcomes
+        deviating = [pid for pid, c in props.items() if c["outcome"] == "deviation"]
+        assert all(pid.startswith(("STK", "EXC")) for pid in deviating), deviating
         skipped = [pid for pid, c in props.items() if c["outcome"] == "skipped"]
         assert all(pid.startswith("SCN") for pid in skipped), skipped
 
