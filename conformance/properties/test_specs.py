@@ -80,6 +80,8 @@ def spec_difference(observed: Any, expected: Any) -> str:
 def in_spec(spec: Any, value: Any) -> str:
     """'' when ``value`` is a tensor of exactly ``spec``'s shape and dtype that ``spec.is_in``
     accepts, else why not."""
+    if value is None:
+        return "missing (get returned None)"
     if not isinstance(value, torch.Tensor):
         return f"not a tensor: {value!r}"[:300]
     got = f"shape {tuple(value.shape)} dtype {value.dtype}"
@@ -208,7 +210,7 @@ def test_shared_keys_one_shape_and_dtype(subject, run: TaskRun) -> None:
                 want = own[0][f"full_{part}_spec"][key]
                 got = getattr(env, f"full_{part}_spec")[key]
                 expect(tuple(got.shape) == (n, *want.shape) and got.dtype == want.dtype,
-                       f"full_{part}_spec[{key!r}], a key all {n} tasks share",
+                       f"full_{part}_spec[{key!r}], a key every task of {n} holds",
                        f"shape {tuple(got.shape)} dtype {got.dtype}",
                        f"shape {(n, *want.shape)} dtype {want.dtype}",
                        f"serial_env(makers).full_{part}_spec[{key!r}]",
@@ -226,7 +228,7 @@ def test_shared_keys_one_shape_and_dtype(subject, run: TaskRun) -> None:
                     got = read(data, path)
                     ok = (isinstance(got, torch.Tensor) and got.dtype == want.dtype
                           and tuple(got.shape) == (n, *want.shape))
-                    expect(ok, f"{call}.get({path!r}), a key all {n} tasks share",
+                    expect(ok, f"{call}.get({path!r}), a key every task of {n} holds",
                            f"shape {tuple(got.shape)} dtype {got.dtype}"
                            if isinstance(got, torch.Tensor) else got,
                            f"shape {(n, *want.shape)} dtype {want.dtype}",
@@ -340,7 +342,7 @@ def test_random_actions_accepted(subject, ts: TaskSet, seed: int) -> None:
         close_env(env)
 
 
-@prop("SPEC-007", helpers=(close_env, task_specs, in_spec, read))
+@prop("SPEC-007", helpers=(close_env, task_specs, in_spec, read, spec_summary))
 @given(ts=spec_task_sets())
 def test_reset_elements_in_own_specs(subject, ts: TaskSet) -> None:
     own = [task_specs(t) for t in ts.tasks]

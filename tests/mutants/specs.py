@@ -193,18 +193,19 @@ def refuses_without_key() -> Subject:
 # -- SPEC-006 / 007 / 008: data against the specs -----------------------------------------------
 
 
-class _NarrowStep(SerialMultiTaskEnv):
+class _GridStep(SerialMultiTaskEnv):
     def step(self, tensordict: Any) -> Any:
         for i, elem in enumerate(tensordict.unbind(0)):
             action = elem.get("action")
-            if bool((action.abs() > 0.9).any()):
-                raise ValueError(f"task {i}: action {action.tolist()} outside [-0.9, 0.9]")
+            if not bool(torch.equal(action * 4, (action * 4).round())):
+                raise ValueError(f"task {i}: action {action.tolist()} is not a multiple of 1/4")
         return super().step(tensordict)
 
 
 def rejects_random_actions() -> Subject:
-    """step refuses actions beyond [-0.9, 0.9] though the action spec is [-1, 1]."""
-    return Subject("rejects_random_actions", serial_env=_NarrowStep)
+    """step accepts only multiples of 1/4 though the action spec is the continuous box [-1, 1]
+    (a quantizing env pool that reports its tasks' continuous spec)."""
+    return Subject("rejects_random_actions", serial_env=_GridStep)
 
 
 class _ResetCastsFloat32(SerialMultiTaskEnv):
