@@ -50,6 +50,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="write the JSON conformance report here.")
     group.addoption(OPT_AREA, action="append", default=[], metavar="AREA",
                     help="only properties of this area (STK EXC SPEC PAR POL SCN). Repeatable.")
+    group.addoption("--conformance-no-shrink", action="store_true", default=False,
+                    help="report the first failing example without shrinking it (mutation runs: "
+                         "a kill needs a failure, not a minimal one).")
     group.addoption("--conformance-no-table", action="store_true", default=False,
                     help="do not print the outcome table (python -m conformance check prints "
                          "it itself).")
@@ -229,6 +232,30 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         from conformance.properties._core import LAST_EXAMPLE
 
         LAST_EXAMPLE.pop(marker.args[0], None)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item):  # type: ignore[no-untyped-def]
+    """Run declared deviations derandomized and unshrunk (their entry carries the reproducer):
+    a deviation then fails or passes the same way every run, so strictness cannot flake, and it
+    costs no shrinking.  ``--conformance-no-shrink`` drops shrinking for every property."""
+    fn = getattr(item, "obj", None)
+    current = getattr(fn, "_hypothesis_internal_use_settings", None)
+    deviation = any(k == "conformance_deviation" for k, _ in item.user_properties)
+    no_shrink = item.config.getoption("--conformance-no-shrink")
+    if current is None or not item.get_closest_marker(MARKER) or not (deviation or no_shrink):
+        yield
+        return
+    from hypothesis import Phase, settings
+
+    changes: dict[str, Any] = {"phases": [Phase.explicit, Phase.reuse, Phase.generate]}
+    if deviation:
+        changes["derandomize"] = True
+    fn._hypothesis_internal_use_settings = settings(current, **changes)  # type: ignore[union-attr]
+    try:
+        yield
+    finally:
+        fn._hypothesis_internal_use_settings = current  # type: ignore[union-attr]
 
 
 @pytest.hookimpl(hookwrapper=True)

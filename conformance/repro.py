@@ -82,8 +82,11 @@ def build(prop_id: str, statement: str, subject: Any, source_name: str, fn: Any,
     """The reproducer snippet for ``fn(subject, **kwargs)`` failing property ``prop_id``."""
     from conformance import assertions
 
+    imports = _IMPORTS
     try:
         inputs = "\n".join(f"{name} = {to_code(value)}" for name, value in kwargs.items())
+        if "TaskSpec(" in inputs or "KeySpec(" in inputs:
+            imports += "from reference.tasks import KeySpec, TaskSpec\n"
     except TypeError as exc:  # an input we cannot render: say so rather than guess
         inputs = f"# inputs could not be rendered ({exc}); see the falsifying example above"
     helper_src = "\n\n".join(_function_source(h) for h in helpers)
@@ -92,7 +95,7 @@ def build(prop_id: str, statement: str, subject: Any, source_name: str, fn: Any,
     parts = [
         f"# Reproducer: {prop_id} on subject {getattr(subject, 'name', source_name)!r}",
         f"# {statement}",
-        _IMPORTS,
+        imports,
         _subject_lines(subject, source_name),
         "# -- assertion helpers (conformance/assertions.py) --",
         assertions_src.strip(),
