@@ -464,3 +464,145 @@ def spec_conflicts(draw: Any, min_tasks: int = 2, max_tasks: int = 4) -> Conflic
             task, observations=(*task.observations, KeySpec(key, shape, dtype))))
     actions = draw(action_sequences(TaskSet(tasks), 3))
     return ConflictCase(tasks, key, actions)
+
+
+# -- PAR: sequences ----------------------------------------------------------------------------
+
+
+def _spread(task: Any, i: int, draws: list[int]) -> torch.Tensor:
+    """Task i's action from drawn integers: entry j is ((k_j + i + j) mod 9 - 4) / 4, so the
+    all-zero (shrunk) draw still gives every task and every entry a different action."""
+    vals = [((k + i + j) % 9 - 4) / 4 for j, k in enumerate(draws)]
+    return torch.tensor(vals, dtype=torch.float32).reshape(task.action_shape)
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+@st.composite
+def scripted_actions(draw: Any, tasks: list[Any], steps: int) -> list[list[torch.Tensor]]:
+    """``steps`` rows of per-task actions in [-1, 1] (multiples of 1/4) that differ between
+    tasks even when shrunk, so a subject that mixes tasks' actions up cannot pass by chance."""
+    rows = []
+    for _ in range(steps):
+        row = []
+        for i, task in enumerate(tasks):
+            n = _numel(task.action_shape)
+            row.append(_spread(task, i, draw(st.lists(st.integers(0, 8), min_size=n, max_size=n))))
+        rows.append(row)
+    return rows
+
+
+@st.composite
+def witnessed_task_sets(draw: Any, min_tasks: int = 2, max_tasks: int = 3,
+                        max_episode: int = 5) -> TaskSet:
+    """A task set in which every task also holds a float key ``own{i}`` no other task has (a
+    "witness": non-empty, float, so a stale, swapped or dropped task-exclusive value shows even
+    in the shrunk example)."""
+    import dataclasses
+
+    from reference.tasks import KeySpec
+
+    ts = draw(task_sets(min_tasks, max_tasks, max_episode=max_episode))
+    tasks = []
+    for i, task in enumerate(ts.tasks):
+        shape = draw(shapes(max_dims=1, allow_zero=False))
+        dtype = draw(st.sampled_from(("float32", "float64")))
+        tasks.append(dataclasses.replace(
+            task, observations=(*task.observations, KeySpec(f"own{i}", shape, dtype))))
+    return TaskSet(tasks)
+
+
+class RolloutCase(NamedTuple):
+    """Tasks and a rollout's scripted actions: ``actions[t][i]`` is task i's action at step t."""
+
+    tasks: list[Any]  # reference.tasks.TaskSpec
+    actions: list[list[Any]]
+
+
+@st.composite
+def rollout_cases(draw: Any, min_tasks: int = 1, max_tasks: int = 4, exclusive: bool = False,
+                  min_steps: int = 1, max_steps: int = 10, max_episode: int = 5,
+                  witness: bool = False) -> RolloutCase:
+    """A task set (episodes of 2..``max_episode`` steps, so rollouts cross episode ends) and
+    ``min_steps..max_steps`` rows of scripted actions; ``witness``: at least two tasks, each
+    with its own float key (:func:`witnessed_task_sets`)."""
+    if witness:
+        ts = draw(witnessed_task_sets(max(min_tasks, 2), max_tasks, max_episode))
+    else:
+        ts = draw(task_sets(min_tasks, max_tasks, exclusive=exclusive, max_episode=max_episode))
+    steps = draw(st.integers(min_steps, max_steps))
+    return RolloutCase(ts.tasks, draw(scripted_actions(ts.tasks, steps)))
+
+
+class PartialResetCase(NamedTuple):
+    """Steps taken before a partial reset (no task reaches its episode end), the ``_reset`` mask
+    ([n, 1] bool) and the steps taken after it."""
+
+    tasks: list[Any]
+    before: list[list[Any]]
+    mask: torch.Tensor
+    after: list[list[Any]]
+
+
+@st.composite
+def partial_reset_cases(draw: Any, max_tasks: int = 4) -> PartialResetCase:
+    """1-4 tasks, 0..(shortest episode - 1) steps, a mask of any pattern, then 1-8 steps (long
+    enough to cross the unmasked tasks' episode ends)."""
+    ts = draw(task_sets(1, max_tasks, max_episode=6))
+    shortest = min(t.episode_length for t in ts.tasks)
+    before = draw(scripted_actions(ts.tasks, draw(st.integers(0, shortest - 1))))
+    mask = draw(reset_masks(len(ts.tasks)))
+    after = draw(scripted_actions(ts.tasks, draw(st.integers(1, 8))))
+    return PartialResetCase(ts.tasks, before, mask, after)
+
+
+class SeedCase(NamedTuple):
+    """``copies`` copies of one task (same spec and seed), a seed for ``set_seed`` and the action
+    every copy takes at each step (the same for all copies: only seeds can tell them apart)."""
+
+    task: Any
+    copies: int
+    seed: int
+    actions: list[Any]
+
+
+@st.composite
+def seed_cases(draw: Any, max_copies: int = 3) -> SeedCase:
+    """One task built 2..``max_copies`` times, a seed and 1-6 steps of actions."""
+    task = draw(task_sets(1, 1, max_episode=4)).tasks[0]
+    steps = draw(st.integers(1, 6))
+    actions = [row[0] for row in draw(scripted_actions([task], steps))]
+    return SeedCase(task, draw(st.integers(2, max_copies)), draw(st.integers(0, 2**16)), actions)
+
+
+class FailureCase(NamedTuple):
+    """Tasks of which ``tasks[index]`` fails: at its ``raise_at_step``-th step, or at
+    construction (``raise_at_init``); ``actions`` are enough rows to reach the failing step."""
+
+    tasks: list[Any]
+    index: int
+    actions: list[list[Any]]
+
+
+@st.composite
+def failure_cases(draw: Any, at: str = "step", max_tasks: int = 3) -> FailureCase:
+    """1..``max_tasks`` tasks (long episodes, so no reset interferes); task ``index`` raises at
+    ``at`` = "step" (its 1st..3rd step) or "init" (while its env is built)."""
+    import dataclasses
+
+    ts = draw(task_sets(1, max_tasks, max_episode=12))
+    tasks = [dataclasses.replace(t, episode_length=12) for t in ts.tasks]
+    index = draw(st.integers(0, len(tasks) - 1))
+    if at == "step":
+        step = draw(st.integers(1, 3))
+        tasks[index] = dataclasses.replace(tasks[index], raise_at_step=step)
+        actions = draw(scripted_actions(tasks, step))
+    else:
+        tasks[index] = dataclasses.replace(tasks[index], raise_at_init=True)
+        actions = []
+    return FailureCase(tasks, index, actions)

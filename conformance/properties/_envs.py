@@ -1,12 +1,13 @@
 """Helpers that drive batched envs for the SPEC / PAR / SCN properties.
 
-Each helper needs only torch, tensordict and the env under test, so its source can be pasted into
-a reproducer (pass it as ``prop(..., helpers=(...))``).
+Each helper needs only the standard library, torch, tensordict, torchrl (``reference.tasks`` for
+the solo task envs) and the env under test, and imports what it uses inside its body, so its
+source can be pasted into a reproducer (pass it as ``prop(..., helpers=(...))``).  Classes cannot
+be pasted: the reproducer copies functions only, so new helpers are functions or closures.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 
@@ -14,6 +15,7 @@ class ScriptedPolicy:
     """A policy that writes ``actions[t][i]`` into element i at its t-th call (no RNG involved).
 
     Works on any batched output along dim 0 (a lazy stack's own elements, or ``unbind(0)``).
+    Kept for callers that do not need a reproducer; properties use :func:`scripted_policy`.
     """
 
     def __init__(self, actions: list[list[Any]]) -> None:
@@ -23,14 +25,69 @@ class ScriptedPolicy:
     def __call__(self, td: Any) -> Any:
         row = self.actions[self.calls]
         self.calls += 1
-        tds = getattr(td, "tensordicts", None)
-        if tds is not None and getattr(td, "stack_dim", 0) == 0:
-            for elem, action in zip(tds, row):
-                elem.set("action", action.clone())
-            return td
-        for i, action in enumerate(row):
-            td[i].set("action", action.clone())  # dense outputs: write through the view
-        return td
+        return write_actions(td, row)
+
+
+def write_actions(td: Any, row: list[Any]) -> Any:
+    """Write ``row[i]`` (cloned) as element i's "action" of the batched ``td``, in place; return td.
+
+    A lazy stack along dim 0 gets each action in its own element (actions may differ in shape);
+    a dense tensordict gets the stacked actions (``td[i].set`` would not write through).
+    """
+    import torch
+
+    tds = getattr(td, "tensordicts", None)
+    if tds is not None and getattr(td, "stack_dim", 0) == 0:
+        for elem, action in zip(tds, row, strict=True):
+            elem.set("action", action.clone())
+    else:
+        td.set("action", torch.stack([a.clone() for a in row]))
+    return td
+
+
+def scripted_policy(actions: list[list[Any]]) -> Any:
+    """A policy writing ``actions[t][i]`` into element i at its t-th call (never the global RNG)."""
+    calls = [0]
+
+    def policy(td: Any) -> Any:
+        row = actions[calls[0]]
+        calls[0] += 1
+        return write_actions(td, row)
+
+    return policy
+
+
+def next_root(td: Any) -> Any:
+    """The root for the next step of a step output: a copy of its "next" without the reward
+    (what torchrl's ``step_mdp`` keeps for these envs: observations and done flags)."""
+    return td.get("next").exclude("reward").clone()
+
+
+def done_mask(root: Any) -> Any:
+    """Per task, whether its "done" flag is set: a bool tensor of shape [n, 1]."""
+    done = root.get("done")
+    return done.reshape(done.shape[0], -1).any(-1, keepdim=True)
+
+
+def solo_trajectory(task: Any, actions: list[Any]) -> list[Any]:
+    """Task ``task`` (a reference TaskSpec) stepped alone: reset, then per action step, record a
+    copy, move "next" to the root and reset when done -- what a rollout does for one task."""
+    from reference.tasks import TaskEnv
+
+    env = TaskEnv(task)
+    try:
+        td = env.reset()
+        steps = []
+        for action in actions:
+            td.set("action", action.clone())
+            td = env.step(td)
+            steps.append(td.clone())
+            td = td.get("next").exclude("reward").clone()
+            if bool(td.get("done").any()):
+                td = env.reset()
+        return steps
+    finally:
+        env.close()
 
 
 def task_trajectory(rollout: Any, i: int) -> list[Any]:
@@ -40,7 +97,13 @@ def task_trajectory(rollout: Any, i: int) -> list[Any]:
 
 
 def child_pids() -> set[int]:
-    """PIDs of this process's live children (zombies excluded), read from /proc."""
+    """PIDs of this process's live children (zombies excluded), read from /proc.
+
+    multiprocessing's resource tracker and forkserver are left out: they are started once, on
+    first use, and serve the whole process, not one env.
+    """
+    import os
+
     me = os.getpid()
     out = set()
     for entry in os.listdir("/proc"):
@@ -49,14 +112,147 @@ def child_pids() -> set[int]:
         try:
             with open(f"/proc/{entry}/stat") as fh:
                 fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmdline = fh.read()
+        except (OSError, IndexError):
             continue
-        if int(fields[1]) == me and fields[0] != "Z":
-            out.add(int(entry))
+        if int(fields[1]) != me or fields[0] == "Z":
+            continue
+        if any(b"multiprocessing." + name in cmdline for name in (b"resource_tracker",
+                                                                  b"forkserver")):
+            continue
+        out.add(int(entry))
     return out
+
+
+def children_left(before: set[int], grace: float = 5.0) -> list[str]:
+    """Children started since ``before`` (a :func:`child_pids` result) that are still alive after
+    waiting up to ``grace`` seconds for them to exit, described as "pid: command line"."""
+    import time
+
+    deadline = time.monotonic() + grace
+    while True:
+        left = child_pids() - before
+        if not left or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    described = []
+    for pid in sorted(left):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                cmd = fh.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            cmd = "?"
+        described.append(f"{pid}: {cmd[:120]}")
+    return described
+
+
+def call_within(seconds: float, fn: Any, *args: Any) -> tuple[str, Any, float]:
+    """Call ``fn(*args)`` and say how it ended: ("ok", result, s), ("raised", exception, s) or
+    ("hung", None, s) when it had not returned after ``seconds``.
+
+    On the main thread the call runs right here and a SIGALRM timer interrupts it (with a
+    BaseException, so a subject's ``except Exception`` cannot swallow it); elsewhere it runs in
+    a daemon thread that is abandoned when it hangs.  Either way the caller always gets control
+    back shortly after ``seconds``.
+    """
+    import signal
+    import threading
+    import time
+
+    class Hung(BaseException):
+        pass
+
+    start = time.monotonic()
+    if threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer"):
+        def on_alarm(signum: int, frame: Any) -> None:
+            raise Hung(f"{getattr(fn, '__qualname__', fn)} still running after {seconds} s")
+
+        previous = signal.signal(signal.SIGALRM, on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.01))
+        try:
+            try:
+                result = fn(*args)
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            return "ok", result, time.monotonic() - start
+        except Hung:
+            return "hung", None, time.monotonic() - start
+        except Exception as exc:
+            return "raised", exc, time.monotonic() - start
+        finally:
+            signal.signal(signal.SIGALRM, previous)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["ok"] = fn(*args)
+        except Exception as exc:
+            box["raised"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    elapsed = time.monotonic() - start
+    if thread.is_alive():
+        return "hung", None, elapsed
+    return ("ok", box["ok"], elapsed) if "ok" in box else ("raised", box["raised"], elapsed)
+
+
+def shown_exceptions(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions Python's traceback shows with it: its ``__cause__``, else its
+    ``__context__`` unless suppressed (``raise ... from None``), and so on down the chain."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
+        if current.__cause__ is not None:
+            current = current.__cause__
+        elif not current.__suppress_context__:
+            current = current.__context__
+        else:
+            current = None
+    return chain
+
+
+def names_task_index(exc: BaseException, index: int) -> bool:
+    """Whether a failure names task ``index`` -- the kit's criterion for PAR-008 / PAR-009.
+
+    True when ``exc`` or an exception shown with it (:func:`shown_exceptions`) has an int
+    attribute ``task_index``, ``worker_index``, ``env_index`` or ``index`` equal to ``index``, or
+    a message in which "task", "worker", "env", "sub-env" or "index" is followed by the number
+    after a space, '#', '[', ':' or '=' (case-insensitive, the number standing alone: "task 1",
+    "worker #1", "env[1]", "index=1" name task 1; "task1", "task 10" and "1 task" do not).
+    """
+    import re
+
+    pattern = re.compile(
+        rf"\b(?:task|worker|env|sub-?env|index)(?:\s*[#\[:=]\s*|\s+){index}(?![\d.])",
+        re.IGNORECASE)
+    for err in shown_exceptions(exc):
+        for attr in ("task_index", "worker_index", "env_index", "index"):
+            value = getattr(err, attr, None)
+            if isinstance(value, int) and not isinstance(value, bool) and value == index:
+                return True
+        if pattern.search(str(err)):
+            return True
+    return False
+
+
+def describe_exception(exc: BaseException, limit: int = 400) -> str:
+    """One line per shown exception: "Type: message" (each message cut to ``limit`` chars)."""
+    return " <- ".join(f"{type(e).__name__}: {str(e)[:limit]}" for e in shown_exceptions(exc))
 
 
 def close_env(env: Any) -> None:
     """Close an env if it has a close() and is not closed already."""
     if env is not None and not getattr(env, "is_closed", False):
         env.close()
+
+
+def close_quietly(env: Any, seconds: float = 15.0) -> None:
+    """Best-effort cleanup after a property's checks: close ``env`` (bounded by ``seconds``),
+    ignoring what close raises -- properties that test close() call it themselves."""
+    if env is not None and not getattr(env, "is_closed", False):
+        call_within(seconds, env.close)
+

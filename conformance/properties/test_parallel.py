@@ -1,0 +1,582 @@
+"""PAR: parallel stepping -- batched envs step each task exactly like that task's env alone.
+
+Actions are scripted (:func:`_envs.scripted_policy`), never drawn from the global RNG, so two
+subjects, or a subject and a task env stepped alone, can be compared bitwise.  Everything a subject
+returns is copied (``snapshot``) before it is compared.
+
+Worker failures (PAR-008 / PAR-009) are judged by one criterion, :func:`_envs.names_task_index`:
+the exception, or one Python shows with it, has an int ``task_index`` / ``worker_index`` /
+``env_index`` / ``index`` attribute equal to the failing task's index, or its message says
+"task k", "worker k", "env k" or "index k" (also "#k", "[k]", ":k", "=k").  Each call that could
+hang runs under :func:`_envs.call_within`, so a hanging subject fails the property after 30 s
+instead of hanging the run.
+
+PAR-011 is a ``hypothesis.stateful`` machine.  Hypothesis prints its steps on failure; the kit's
+reproducer replays the same operations without hypothesis (:func:`replay_against_reference`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from conformance import profiles
+from conformance.assertions import (
+    elements,
+    expect,
+    expect_td_equal,
+    leaf_keys,
+    snapshot,
+    tensors_equal,
+)
+from conformance.properties._core import LAST_EXAMPLE, prop
+from conformance.properties._envs import (
+    call_within,
+    child_pids,
+    children_left,
+    close_env,
+    close_quietly,
+    describe_exception,
+    done_mask,
+    names_task_index,
+    next_root,
+    scripted_policy,
+    shown_exceptions,
+    solo_trajectory,
+    task_trajectory,
+    write_actions,
+)
+from conformance.strategies import (
+    FailureCase,
+    PartialResetCase,
+    RolloutCase,
+    SeedCase,
+    failure_cases,
+    partial_reset_cases,
+    reset_masks,
+    rollout_cases,
+    scripted_actions,
+    seed_cases,
+    witnessed_task_sets,
+)
+
+_ROLLOUT = (scripted_policy, write_actions, task_trajectory, close_env)
+_FAILURE = (call_within, child_pids, children_left, close_quietly, names_task_index,
+            shown_exceptions, describe_exception, next_root, write_actions)
+
+
+def tds_equal(a: Any, b: Any) -> bool:
+    """Whether two tensordicts have the same leaf keys and bitwise equal leaves."""
+    keys = leaf_keys(a)
+    return keys == leaf_keys(b) and all(tensors_equal(a.get(k), b.get(k)) for k in keys)
+
+
+def stack_leaf_keys(td: Any) -> set[tuple[str, ...]]:
+    """The leaf keys a (lazy) tensordict shows, walked one level at a time with ``keys()`` and
+    ``get`` (a lazy stack shows the keys all its elements share).  Not ``keys(True, True)``:
+    tensordict 0.14 raises KeyError there when one element has a nested key another lacks."""
+    out: set[tuple[str, ...]] = set()
+    for key in td.keys():
+        value = td.get(key)
+        if hasattr(value, "batch_size") and hasattr(value, "keys"):
+            out |= {(key, *sub) for sub in stack_leaf_keys(value)}
+        else:
+            out.add((key,))
+    return out
+
+
+def rollout_of(env: Any, actions: list[list[Any]]) -> Any:
+    """A copy of ``env.rollout`` driven by the scripted actions (no break, lazy output)."""
+    return snapshot(env.rollout(len(actions), scripted_policy(actions), return_contiguous=False,
+                                break_when_any_done=False))
+
+
+def expect_same_steps(got: list[Any], expected: list[Any], what: str, call: str,
+                      fix: str) -> None:
+    """Equal step counts, then each step bitwise equal (leaf keys included)."""
+    expect(len(got) == len(expected), f"{what}: number of steps", len(got), len(expected), call,
+           fix)
+    for t, (g, e) in enumerate(zip(got, expected, strict=True)):
+        expect_td_equal(g, e, f"{what}, step {t}", call, fix=fix)
+
+
+# -- PAR-001..003: trajectories ------------------------------------------------------------------
+
+
+@prop("PAR-001", kind="parallel", helpers=(*_ROLLOUT, rollout_of, expect_same_steps))
+@given(case=rollout_cases(max_tasks=2, min_steps=5, max_steps=9, max_episode=4, witness=True))
+def test_parallel_matches_serial(subject, case: RolloutCase) -> None:
+    makers = [t.maker() for t in case.tasks]
+    call = f"parallel_env(makers).rollout({len(case.actions)}, policy) vs serial_env(makers)"
+    serial = parallel = None
+    try:
+        serial = subject.serial_env(makers)
+        expected = rollout_of(serial, case.actions)
+        parallel = subject.parallel_env(makers)
+        got = rollout_of(parallel, case.actions)
+    finally:
+        close_env(serial)
+        close_env(parallel)
+    for i in range(len(case.tasks)):
+        expect_same_steps(task_trajectory(got, i), task_trajectory(expected, i), f"task {i}",
+                          call, "step each task's env in its worker exactly as the serial env "
+                          "does: same maker, seed, action order and reset points")
+
+
+@prop("PAR-002", helpers=(*_ROLLOUT, rollout_of, expect_same_steps, solo_trajectory))
+@given(case=rollout_cases(max_steps=10, witness=True))
+def test_serial_task_equals_task_alone(subject, case: RolloutCase) -> None:
+    env = subject.serial_env([t.maker() for t in case.tasks])
+    try:
+        got = rollout_of(env, case.actions)
+    finally:
+        close_env(env)
+    for i, task in enumerate(case.tasks):
+        alone = solo_trajectory(task, [row[i] for row in case.actions])
+        expect_same_steps(task_trajectory(got, i), alone, f"task {i} ({task.name})",
+                          f"serial_env(makers).rollout({len(case.actions)}, policy)[{i}] vs "
+                          f"TaskEnv(tasks[{i}]) stepped alone",
+                          "give task i exactly its own maker, actions and resets: no shared RNG, "
+                          "no reordering, reset a task only when it is done")
+
+
+@prop("PAR-003", kind="parallel",
+      helpers=(*_ROLLOUT, rollout_of, expect_same_steps, solo_trajectory))
+@given(case=rollout_cases(max_tasks=2, min_steps=5, max_steps=9, max_episode=4, witness=True))
+def test_parallel_task_equals_task_alone(subject, case: RolloutCase) -> None:
+    env = subject.parallel_env([t.maker() for t in case.tasks])
+    try:
+        got = rollout_of(env, case.actions)
+    finally:
+        close_env(env)
+    for i, task in enumerate(case.tasks):
+        alone = solo_trajectory(task, [row[i] for row in case.actions])
+        expect_same_steps(task_trajectory(got, i), alone, f"task {i} ({task.name})",
+                          f"parallel_env(makers).rollout({len(case.actions)}, policy)[{i}] vs "
+                          f"TaskEnv(tasks[{i}]) stepped alone",
+                          "route element i's action to worker i and its result back to element "
+                          "i; seed each worker's env from its own maker only")
+
+
+# -- PAR-004: partial reset ----------------------------------------------------------------------
+
+
+@prop("PAR-004", helpers=(write_actions, next_root, done_mask, close_env))
+@given(case=partial_reset_cases())
+def test_reset_mask_resets_exactly_masked_tasks(subject, case: PartialResetCase) -> None:
+    from reference.tasks import TaskEnv
+
+    n = len(case.tasks)
+    mask = case.mask.reshape(-1).tolist()
+    call = (f"env.reset(td) with td['_reset']={mask} after {len(case.before)} steps "
+            "(td: the last step's 'next' minus reward, as torchrl's rollout passes it)")
+    fix = ("reset only the tasks whose '_reset' entry is True; keep the others' env state and "
+           "report their current observations")
+    env = subject.serial_env([t.maker() for t in case.tasks])
+    alone = [TaskEnv(t) for t in case.tasks]  # the model: each task stepped alone
+    try:
+        root = env.reset()
+        want = [a.reset() for a in alone]
+        for row in case.before:  # no task reaches its episode end here
+            root = next_root(env.step(write_actions(root.clone(), row)))
+            want = [next_root(a.step(w.clone().set("action", act.clone())))
+                    for a, w, act in zip(alone, want, row, strict=True)]
+        request = root.clone()
+        request.set("_reset", case.mask.clone())
+        got = snapshot(env.reset(request))
+        want = [alone[i].reset() if mask[i] else want[i] for i in range(n)]
+        for i in range(n):
+            state = "reset (masked)" if mask[i] else "continued (not masked)"
+            expect_td_equal(elements(got)[i], want[i], f"task {i} {state}: reset output", call,
+                            fix=fix)
+        root = got
+        for t, row in enumerate(case.after):  # the episodes go on, done tasks reset alone
+            out = snapshot(env.step(write_actions(root.clone(), row)))
+            steps = [a.step(w.clone().set("action", act.clone()))
+                     for a, w, act in zip(alone, want, row, strict=True)]
+            for i in range(n):
+                expect_td_equal(elements(out)[i], steps[i], f"task {i}: step {t} after the "
+                                "partial reset", call + ", then steps with done tasks reset",
+                                fix=fix)
+            root = next_root(out)
+            want = [next_root(s) for s in steps]
+            done = done_mask(root)
+            if bool(done.any()):
+                root.set("_reset", done)
+                root = snapshot(env.reset(root))
+                want = [alone[i].reset() if done[i, 0] else want[i] for i in range(n)]
+    finally:
+        close_env(env)
+        for a in alone:
+            a.close()
+
+
+# -- PAR-005: seeding ----------------------------------------------------------------------------
+
+
+@prop("PAR-005", helpers=(*_ROLLOUT, rollout_of, expect_same_steps, tds_equal))
+@given(case=seed_cases())
+def test_set_seed_distinct_and_reproducible(subject, case: SeedCase) -> None:
+    makers = [case.task.maker() for _ in range(case.copies)]
+    actions = [[a] * case.copies for a in case.actions]
+    call = f"env.set_seed({case.seed}); env.rollout({len(actions)}, policy)"
+    env = fresh = None
+    try:
+        env = subject.serial_env(makers)
+        env.set_seed(case.seed)
+        first = rollout_of(env, actions)
+        runs = [task_trajectory(first, i) for i in range(case.copies)]
+        for i in range(case.copies):
+            for j in range(i + 1, case.copies):
+                same = all(tds_equal(a, b) for a, b in zip(runs[i], runs[j], strict=True))
+                expect(not same, f"tasks {i} and {j} (copies of one task, same actions)",
+                       "identical trajectories", "different trajectories (distinct seeds)", call,
+                       "give task i its own seed (torchrl chains them: task i gets what task "
+                       "i-1's env.set_seed returned)")
+        rollout_of(env, actions)  # move on, then seed again
+        env.set_seed(case.seed)
+        again = rollout_of(env, actions)
+        fresh = subject.serial_env(makers)
+        fresh.set_seed(case.seed)
+        other = rollout_of(fresh, actions)
+    finally:
+        close_env(env)
+        close_env(fresh)
+    for i in range(case.copies):
+        expect_same_steps(task_trajectory(again, i), runs[i], f"task {i}, seeded again",
+                          call + " twice on one env", "set_seed must reseed every task's env")
+        expect_same_steps(task_trajectory(other, i), runs[i], f"task {i}, fresh env",
+                          call + " on two envs built alike", "set_seed must fully determine the "
+                          "tasks' randomness")
+
+
+# -- PAR-006: rollout keys -----------------------------------------------------------------------
+
+
+@prop("PAR-006", helpers=(*_ROLLOUT, rollout_of, solo_trajectory, stack_leaf_keys))
+@given(case=rollout_cases(min_tasks=2, max_tasks=4, exclusive=True, max_steps=6))
+def test_rollout_keeps_exclusive_keys(subject, case: RolloutCase) -> None:
+    n, steps = len(case.tasks), len(case.actions)
+    env = subject.serial_env([t.maker() for t in case.tasks])
+    try:
+        rollout = rollout_of(env, case.actions)
+    finally:
+        close_env(env)
+    call = f"env.rollout({steps}, policy, return_contiguous=False)"
+    fix = ("stack the steps lazily (tensordict.lazy_stack) so every task keeps its own keys; do "
+           "not densify to the shared keys")
+    own = [solo_trajectory(t, [case.actions[0][i]])[0] for i, t in enumerate(case.tasks)]
+    shared = set.intersection(*(leaf_keys(td) for td in own))
+    expect(list(rollout.batch_size[:2]) == [n, steps], "rollout batch size",
+           list(rollout.batch_size), [n, steps], call)
+    for i in range(n):
+        got = stack_leaf_keys(rollout[i])
+        expect(got == leaf_keys(own[i]), f"leaf keys of rollout[{i}]", sorted(got),
+               sorted(leaf_keys(own[i])), call, fix)
+        for key in sorted(leaf_keys(own[i]) - shared):
+            value, single = rollout[i].get(key), own[i].get(key)
+            expect((list(value.shape), value.dtype) == ([steps, *single.shape], single.dtype),
+                   f"rollout[{i}][{key!r}] (exclusive to task {i})",
+                   (list(value.shape), value.dtype), ([steps, *single.shape], single.dtype),
+                   call, fix)
+    for t in range(steps):
+        got = stack_leaf_keys(rollout[:, t])
+        expect(got == shared, f"leaf keys of rollout[:, {t}]", sorted(got), sorted(shared), call,
+               "rollout[:, t] is a stack over tasks: it shows exactly the keys all tasks share")
+
+
+# -- PAR-007: rollout = reset + policy/step ------------------------------------------------------
+
+
+@prop("PAR-007", helpers=(*_ROLLOUT, rollout_of, expect_same_steps, next_root, done_mask))
+@given(case=rollout_cases(max_steps=10, witness=True))
+def test_rollout_equals_manual_loop(subject, case: RolloutCase) -> None:
+    makers = [t.maker() for t in case.tasks]
+    steps = len(case.actions)
+    loop = ("reset(); then per step policy(td); step(td); td = next minus reward; "
+            "reset(td with '_reset' = done) when a task is done")
+    fix = ("rollout must call the policy on the current root, step, record, move 'next' to the "
+           "root (every task's own keys included) and reset exactly the done tasks")
+    a = b = c = None
+    try:
+        a = subject.serial_env(makers)
+        got = rollout_of(a, case.actions)
+        b = subject.serial_env(makers)
+        policy = scripted_policy(case.actions)
+        td = b.reset()
+        manual = []
+        for t in range(steps):
+            out = b.step(policy(td))
+            manual.append(snapshot(out))
+            if t == steps - 1:
+                break
+            td = next_root(out)
+            done = done_mask(td)
+            if bool(done.any()):
+                td.set("_reset", done)
+                td = b.reset(td)
+        c = subject.serial_env(makers)  # the default mode stops after the first done step
+        stopped = snapshot(c.rollout(steps, scripted_policy(case.actions),
+                                     return_contiguous=False, break_when_any_done=True))
+    finally:
+        close_env(a)
+        close_env(b)
+        close_env(c)
+    first_done = [t for t, m in enumerate(manual) if bool(done_mask(m.get("next")).any())]
+    stop = first_done[0] + 1 if first_done else steps
+    for i in range(len(case.tasks)):
+        expected = [elements(m)[i] for m in manual]
+        expect_same_steps(task_trajectory(got, i), expected, f"task {i}",
+                          f"env.rollout({steps}, policy, break_when_any_done=False) vs {loop}",
+                          fix)
+        expect_same_steps(task_trajectory(stopped, i), expected[:stop], f"task {i}",
+                          f"env.rollout({steps}, policy, break_when_any_done=True) vs {loop}, "
+                          "stopping after the first step where a task is done", fix)
+
+
+# -- PAR-008..010: failures and shutdown ---------------------------------------------------------
+
+
+@prop("PAR-008", kind="parallel", helpers=_FAILURE)
+@given(case=failure_cases("step", max_tasks=2))
+def test_worker_step_error_surfaces(subject, case: FailureCase) -> None:
+    k = case.index
+    at = case.tasks[k].raise_at_step
+    call = f"parallel_env(makers): reset(), then step() x{at}; task {k} raises at step {at}"
+    before = child_pids()
+    env = None
+    try:
+        makers = [t.maker() for t in case.tasks]
+        outcome, value, secs = call_within(60.0, subject.parallel_env, makers)
+        expect(outcome == "ok", "building the env", f"{outcome} after {secs:.1f} s", "ok", call)
+        env = value
+        outcome, root, secs = call_within(60.0, env.reset)
+        expect(outcome == "ok", "reset()", f"{outcome} after {secs:.1f} s", "ok", call)
+        for t, row in enumerate(case.actions, 1):
+            outcome, value, secs = call_within(30.0, env.step, write_actions(root.clone(), row))
+            if t < at:
+                expect(outcome == "ok", f"step {t} (before the failing one)", outcome, "ok", call)
+                root = next_root(value)
+                continue
+            expect(outcome != "hung", f"step {t}", f"still running after {secs:.1f} s",
+                   "an exception within 30 s", call,
+                   "wait on workers with a deadline and check they are alive")
+            expect(outcome == "raised", f"step {t}", "returned normally", "an exception", call,
+                   "re-raise a worker's exception in the parent; never return stale data")
+            expect(secs <= 30.0, f"step {t}: time until the exception", f"{secs:.1f} s",
+                   "<= 30 s", call)
+            expect(names_task_index(value, k), f"step {t}: the exception",
+                   describe_exception(value), f"a message or attribute naming task {k} (e.g. "
+                   f"'task {k}', 'worker {k}', or .task_index == {k})", call,
+                   "say which task's worker failed (its index)")
+        left = children_left(before, grace=5.0)
+        expect(not left, "child processes left after the failure", left, [], call,
+               "on a worker failure, stop (join, then terminate) every worker")
+    finally:
+        close_quietly(env)
+
+
+@prop("PAR-009", kind="parallel", helpers=_FAILURE)
+@given(case=failure_cases("init", max_tasks=2))
+def test_worker_init_error_surfaces(subject, case: FailureCase) -> None:
+    import time
+
+    k = case.index
+    call = f"parallel_env(makers), then reset() (a lazy env starts there); task {k}'s maker raises"
+    before = child_pids()
+    env = None
+    start = time.monotonic()
+    try:
+        outcome, value, secs = call_within(30.0, subject.parallel_env,
+                                           [t.maker() for t in case.tasks])
+        if outcome == "ok":
+            env = value
+            outcome, value, secs = call_within(max(0.1, 30.0 - secs), env.reset)
+        elapsed = time.monotonic() - start
+        expect(outcome != "hung", "building / first reset", f"still running after "
+               f"{elapsed:.1f} s", "an exception within 30 s", call,
+               "wait on workers with a deadline and check they are alive")
+        expect(outcome == "raised", "building / first reset", "returned normally",
+               "an exception", call, "send a worker's construction error back to the parent")
+        expect(elapsed <= 30.0, "time until the exception", f"{elapsed:.1f} s", "<= 30 s", call)
+        expect(names_task_index(value, k), "the exception", describe_exception(value),
+               f"a message or attribute naming task {k} (e.g. 'task {k}', 'worker {k}', or "
+               f".task_index == {k})", call, "say which task's maker failed (its index)")
+        left = children_left(before, grace=5.0)
+        expect(not left, "child processes left after the failure", left, [], call,
+               "stop the workers already started when one fails to build its env")
+    finally:
+        close_quietly(env)
+
+
+@prop("PAR-010", kind="parallel",
+      helpers=(call_within, child_pids, children_left, close_quietly, describe_exception,
+               shown_exceptions, next_root, write_actions))
+@given(case=rollout_cases(max_tasks=2, max_steps=2))
+def test_close_is_idempotent(subject, case: RolloutCase) -> None:
+    call = f"parallel_env(makers); reset(); step() x{len(case.actions)}; close(); close()"
+    before = child_pids()
+    env = None
+    try:
+        env = subject.parallel_env([t.maker() for t in case.tasks])
+        root = env.reset()
+        for row in case.actions:
+            root = next_root(env.step(write_actions(root.clone(), row)))
+        for n in ("first", "second"):
+            outcome, value, _ = call_within(30.0, env.close)
+            shown = describe_exception(value) if outcome == "raised" else outcome
+            expect(outcome == "ok", f"the {n} close()", shown, "ok", call,
+                   "make close() a no-op on a closed env")
+        left = children_left(before, grace=5.0)
+        expect(not left, "child processes left after close()", left, [], call,
+               "join every worker in close(); terminate, then kill, the ones that do not exit")
+    finally:
+        close_quietly(env)
+
+
+# -- PAR-011: stateful comparison with the reference ---------------------------------------------
+
+
+def apply_op(env: Any, root: Any, op: tuple[Any, ...]) -> tuple[list[Any], Any]:
+    """Run one operation on a batched env; return copies of its outputs and the next root.
+
+    ``("reset",)``; ``("partial_reset", mask)`` (the current root plus ``"_reset"``);
+    ``("step", row)`` (the current root plus the row's actions); ``("rollout", rows)``
+    (outputs: one lazy stack over tasks per step).
+    """
+    from tensordict import lazy_stack
+
+    kind = op[0]
+    if kind == "reset":
+        out = snapshot(env.reset())
+        return [out], out.clone()
+    if kind == "partial_reset":
+        request = root.clone()
+        request.set("_reset", op[1].clone())
+        out = snapshot(env.reset(request))
+        return [out], out.clone()
+    if kind == "step":
+        out = snapshot(env.step(write_actions(root.clone(), op[1])))
+        return [out], next_root(out)
+    rows = op[1]
+    rollout = snapshot(env.rollout(len(rows), scripted_policy(rows), return_contiguous=False,
+                                   break_when_any_done=False))
+    n = rollout.batch_size[0]
+    outs = [lazy_stack([rollout[i][t] for i in range(n)], 0) for t in range(len(rows))]
+    return outs, next_root(outs[-1])
+
+
+def expect_same_outputs(got: list[Any], want: list[Any], op: tuple[Any, ...], number: int) -> None:
+    """The subject's outputs of operation ``number`` equal the reference's, task by task."""
+    call = f"operation {number}: {op[0]} (see the operations listed above it)"
+    fix = "behave like reference.SerialMultiTaskEnv (torchrl SerialEnv semantics)"
+    expect(len(got) == len(want), f"{op[0]}: number of outputs", len(got), len(want), call, fix)
+    for k, (g, w) in enumerate(zip(got, want, strict=True)):
+        ge, we = elements(g), elements(w)
+        expect(len(ge) == len(we), f"{op[0]}: number of tasks", len(ge), len(we), call, fix)
+        for i, (a, b) in enumerate(zip(ge, we, strict=True)):
+            where = f", step {k}" if op[0] == "rollout" else ""
+            expect_td_equal(a, b, f"{op[0]}{where}, task {i}", call, fix=fix)
+
+
+def replay_against_reference(subject: Any, tasks: list[Any], ops: list[Any]) -> None:
+    """Run ``ops`` on the subject's serial env and on reference.SerialMultiTaskEnv, comparing
+    every output (what PAR-011's state machine does, without hypothesis)."""
+    from reference import SerialMultiTaskEnv
+
+    makers = [t.maker() for t in tasks]
+    mine = subject.serial_env(makers)
+    ref = SerialMultiTaskEnv(makers)
+    roots: list[Any] = [None, None]
+    try:
+        for number, op in enumerate(ops, 1):
+            got, roots[0] = apply_op(mine, roots[0], op)
+            want, roots[1] = apply_op(ref, roots[1], op)
+            expect_same_outputs(got, want, op, number)
+    finally:
+        close_env(mine)
+        close_env(ref)
+
+
+_PARITY = (write_actions, scripted_policy, next_root, close_env, apply_op, expect_same_outputs)
+
+
+def parity_machine(subject: Any) -> type[RuleBasedStateMachine]:
+    """A state machine driving ``subject.serial_env`` and the reference side by side."""
+
+    class SerialParity(RuleBasedStateMachine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.envs: list[Any] = []
+            self.roots: list[Any] = [None, None]
+            self.ops: list[Any] = []
+            self.tasks: list[Any] = []
+
+        @initialize(ts=witnessed_task_sets(max_tasks=3, max_episode=5))
+        def build(self, ts: Any) -> None:
+            from reference import SerialMultiTaskEnv
+
+            self.tasks = ts.tasks
+            makers = [t.maker() for t in self.tasks]
+            self.envs = [subject.serial_env(makers), SerialMultiTaskEnv(makers)]
+            self.record()
+
+        def record(self) -> None:
+            """Keep the operations so far as the example the kit's reproducer replays."""
+            LAST_EXAMPLE["PAR-011"] = (subject, replay_against_reference,
+                                       {"tasks": list(self.tasks), "ops": list(self.ops)},
+                                       _PARITY)
+
+        def run(self, op: tuple[Any, ...]) -> None:
+            self.ops.append(op)
+            self.record()
+            got, self.roots[0] = apply_op(self.envs[0], self.roots[0], op)
+            want, self.roots[1] = apply_op(self.envs[1], self.roots[1], op)
+            expect_same_outputs(got, want, op, len(self.ops))
+
+        def started(self) -> bool:
+            return self.roots[1] is not None
+
+        def all_running(self) -> bool:
+            return self.started() and not bool(done_mask(self.roots[1]).any())
+
+        @rule()
+        def reset(self) -> None:
+            self.run(("reset",))
+
+        @precondition(started)
+        @rule(data=st.data())
+        def partial_reset(self, data: Any) -> None:
+            mask = data.draw(reset_masks(len(self.tasks)), label="mask")
+            self.run(("partial_reset", mask | done_mask(self.roots[1])))  # done tasks must reset
+
+        @precondition(all_running)
+        @rule(data=st.data())
+        def step(self, data: Any) -> None:
+            self.run(("step", data.draw(scripted_actions(self.tasks, 1), label="actions")[0]))
+
+        @rule(data=st.data())
+        def rollout(self, data: Any) -> None:
+            steps = data.draw(st.integers(2, 4), label="steps")
+            self.run(("rollout", data.draw(scripted_actions(self.tasks, steps), label="rows")))
+
+        def teardown(self) -> None:
+            for env in self.envs:
+                close_env(env)
+
+    return SerialParity
+
+
+@prop("PAR-011", kind="stateful", helpers=_PARITY)
+def test_serial_env_matches_reference_in_any_sequence(subject) -> None:
+    run_state_machine_as_test(parity_machine(subject),
+                              settings=profiles.hypothesis_settings("stateful"))

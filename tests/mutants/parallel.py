@@ -1,0 +1,200 @@
+"""Mutants of the batched-env capabilities (PAR): each breaks exactly one behaviour.
+
+They wrap reference.SerialMultiTaskEnv -- also for the ``parallel_env`` capability, which keeps
+the kill run fast (no worker process to start) -- and provide only the capabilities they break.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+from tensordict import lazy_stack
+
+from conformance.subject import Subject
+from reference import SerialMultiTaskEnv, WorkerError
+
+
+class _PermutedActions(SerialMultiTaskEnv):
+    """Sends task i+1's action to task i's env (the recorded "action" stays right)."""
+
+    def _run(self, calls: dict[int, tuple[str, Any]]) -> dict[int, Any]:
+        if len(calls) > 1 and all(c == "step" for c, _ in calls.values()):
+            order = sorted(calls)
+            args = [calls[i][1] for i in order]
+            calls = {i: ("step", args[(k + 1) % len(args)]) for k, i in enumerate(order)}
+        return super()._run(calls)
+
+
+class _SameSeeds(SerialMultiTaskEnv):
+    """set_seed gives every task the same seed."""
+
+    def set_seed(self, seed: int) -> int:
+        out = seed
+        for i in range(self.num_tasks):
+            out = self._run({i: ("set_seed", seed)})[i]
+        return out
+
+
+class _ResetsAll(SerialMultiTaskEnv):
+    """Ignores the "_reset" mask: every reset resets every task."""
+
+    def reset(self, tensordict: Any = None) -> Any:
+        if tensordict is not None and "_reset" in tensordict.keys():
+            tensordict = tensordict.exclude("_reset")
+        return super().reset(tensordict)
+
+
+class _Densifies(SerialMultiTaskEnv):
+    """rollout keeps only the keys every task shares (drops exclusive keys)."""
+
+    def rollout(self, max_steps: int, policy: Any = None, **kwargs: Any) -> Any:
+        out = super().rollout(max_steps, policy, **kwargs)
+        steps = [out[:, t] for t in range(out.batch_size[1])]
+        shared = list(steps[0].keys(True, True))
+        dense = [lazy_stack([e.select(*shared) for e in s.tensordicts], 0) for s in steps]
+        return lazy_stack(dense, 1)
+
+
+class _ReusesBuffers(SerialMultiTaskEnv):
+    """step writes every result into one buffer and returns that same object each time."""
+
+    _buffer: Any = None
+
+    def step(self, tensordict: Any) -> Any:
+        out = super().step(tensordict)
+        if self._buffer is None:
+            self._buffer = out.clone()
+        else:
+            for mine, new in zip(self._buffer.tensordicts, out.tensordicts, strict=True):
+                mine.update_(new)
+        return self._buffer
+
+
+class _StaleOnError(SerialMultiTaskEnv):
+    """A task env that raises is ignored: its previous result is returned again."""
+
+    def _run(self, calls: dict[int, tuple[str, Any]]) -> dict[int, Any]:
+        last = getattr(self, "_last", {})
+        self._last = last
+        out = {}
+        for i, (command, arg) in calls.items():
+            try:
+                out[i] = super()._run({i: (command, arg)})[i]
+                self._closed = False
+            except WorkerError:
+                self._closed = False  # the reference closes on failure: pretend nothing happened
+                out[i] = last[i].clone()
+            last[i] = out[i]
+        return out
+
+
+class _AnonymousErrors(SerialMultiTaskEnv):
+    """Failures raise a RuntimeError that does not say which task failed."""
+
+    def __init__(self, makers: Any) -> None:
+        try:
+            super().__init__(makers)
+        except WorkerError:
+            raise RuntimeError("a worker failed to build its env") from None
+
+    def _run(self, calls: dict[int, tuple[str, Any]]) -> dict[int, Any]:
+        try:
+            return super()._run(calls)
+        except WorkerError:
+            raise RuntimeError("a worker failed") from None
+
+
+class _LeaksChild(SerialMultiTaskEnv):
+    """Starts a helper process that close() never stops (it exits by itself after 20 s)."""
+
+    def __init__(self, makers: Any) -> None:
+        super().__init__(makers)
+        self._helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(20)"])
+
+
+class _CloseOnce(SerialMultiTaskEnv):
+    """close() raises when the env is closed already."""
+
+    def close(self) -> None:
+        if self.is_closed:
+            raise RuntimeError("the env is closed already")
+        super().close()
+
+
+class _StaleAfterRollout(SerialMultiTaskEnv):
+    """After a rollout, the env's notion of the current observations is the pre-rollout one: a
+    partial reset right after a rollout reports stale observations for the unmasked tasks."""
+
+    def rollout(self, max_steps: int, policy: Any = None, **kwargs: Any) -> Any:
+        before = list(self._current)
+        out = super().rollout(max_steps, policy, **kwargs)
+        if all(c is not None for c in before):
+            self._current = before
+        return out
+
+
+def permuted_actions() -> Subject:
+    """parallel_env hands each task its neighbour's action."""
+    return Subject("permuted_actions", serial_env=SerialMultiTaskEnv,
+                   parallel_env=_PermutedActions)
+
+
+def same_seeds() -> Subject:
+    """set_seed seeds every task alike."""
+    return Subject("same_seeds", serial_env=_SameSeeds)
+
+
+def resets_all() -> Subject:
+    """A partial reset resets every task."""
+    return Subject("resets_all", serial_env=_ResetsAll)
+
+
+def densifies() -> Subject:
+    """rollout drops the task-exclusive keys."""
+    return Subject("densifies", serial_env=_Densifies)
+
+
+def reuses_buffers() -> Subject:
+    """step returns one reused buffer (every step's output is the same object)."""
+    return Subject("reuses_buffers", serial_env=_ReusesBuffers)
+
+
+def stale_on_error() -> Subject:
+    """parallel_env swallows a worker's exception and returns stale data."""
+    return Subject("stale_on_error", parallel_env=_StaleOnError)
+
+
+def anonymous_errors() -> Subject:
+    """parallel_env's errors do not name the failing task."""
+    return Subject("anonymous_errors", parallel_env=_AnonymousErrors)
+
+
+def leaks_child() -> Subject:
+    """parallel_env leaves a child process running after close()."""
+    return Subject("leaks_child", parallel_env=_LeaksChild)
+
+
+def close_once() -> Subject:
+    """parallel_env's second close() raises."""
+    return Subject("close_once", parallel_env=_CloseOnce)
+
+
+def stale_after_rollout() -> Subject:
+    """serial_env diverges only in a sequence: partial reset after a rollout."""
+    return Subject("stale_after_rollout", serial_env=_StaleAfterRollout)
+
+
+KILLS = {
+    "permuted_actions": ["PAR-001", "PAR-003"],
+    "same_seeds": ["PAR-005"],
+    "resets_all": ["PAR-002", "PAR-004", "PAR-011"],
+    "densifies": ["PAR-002", "PAR-006", "PAR-007", "PAR-011"],
+    "reuses_buffers": ["PAR-002", "PAR-007", "PAR-011"],
+    "stale_on_error": ["PAR-008"],
+    "anonymous_errors": ["PAR-008", "PAR-009"],
+    "leaks_child": ["PAR-008", "PAR-010"],
+    "close_once": ["PAR-010"],
+    "stale_after_rollout": ["PAR-011"],
+}
