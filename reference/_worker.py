@@ -1,10 +1,11 @@
-"""Entry point of a ParallelMultiTaskEnv worker process.
+"""The command path shared by both batched envs, and the entry point of a parallel env's worker.
 
 Only stdlib imports at module level: ``import torch`` and building the env happen inside
 try/except so that any failure, an import error included, goes back to the parent as a traceback.
-Protocol: every message is ``pickle.dumps(...)`` bytes over a Pipe; the parent sends
-``(command, argument)``, the worker answers ``("ok", result)`` or ``("error", traceback)``
-(nothing to "close").
+Protocol: pickles over a Pipe; the parent sends ``(command, argument)``, the worker answers
+``("ok", result)`` or ``("error", traceback)`` (nothing to "close"). Data moves through an
+:class:`Exchange` in shared memory instead (pickling a TensorDict costs ~0.1-0.2 ms each way): the
+worker's first answer carries its specs and buffers, then "step" and "reset" answer ``None``.
 """
 
 from __future__ import annotations
@@ -15,54 +16,105 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
-
-def _send(conn: Connection, status: str, payload: Any) -> None:
-    conn.send_bytes(pickle.dumps((status, payload)))
+PARTS = ("observation", "action", "reward", "done")
 
 
 def specs(env: Any) -> tuple[Any, ...]:
     """Clones of the env's full observation, action, reward and done specs."""
-    return tuple(getattr(env, f"full_{part}_spec").clone()
-                 for part in ("observation", "action", "reward", "done"))
+    return tuple(getattr(env, f"full_{part}_spec").clone() for part in PARTS)
 
 
-def handle(env: Any, command: str, arg: Any) -> Any:
-    """Run one command on a task env: "reset" → reset output, "step" → the "next" tensordict of
-    ``env.step(arg)``, "set_seed" → the seed ``env.set_seed(arg)`` returns."""
+def _copy(dst: Any, value: Any, key: Any, what: str) -> None:
+    if value.shape != dst.shape or value.dtype != dst.dtype:  # copy_ would broadcast or cast
+        raise ValueError(f"{what} {key!r} has shape {tuple(value.shape)} and dtype {value.dtype}"
+                         f", but its spec says shape {tuple(dst.shape)} and dtype {dst.dtype}")
+    dst.copy_(value)
+
+
+class Exchange:
+    """A task's data buffers, zeroed from its specs: ``act`` holds its action leaves, ``out`` its
+    observation, reward and done leaves (shared memory in the parallel env). Each reset or step
+    writes the env's output leaves into ``out``, bitwise, and the caller reads a copy."""
+
+    def __init__(self, spec: tuple[Any, ...], act: Any = None, out: Any = None) -> None:
+        obs, action, reward, done = spec
+        self.act = action.zero() if act is None else act
+        self.out = obs.zero().update(reward.zero()).update(done.zero()) if out is None else out
+        # Keys and leaf tensors looked up once: the per-step copies skip tensordict lookups.
+        reset_keys = [*obs.keys(True, True), *done.keys(True, True)]
+        self.act_leaves = [(k, self.act.get(k)) for k in action.keys(True, True)]
+        self.leaves = {"step": [(k, self.out.get(k)) for k in self.out.keys(True, True)],
+                       "reset": [(k, self.out.get(k)) for k in reset_keys]}
+        self.views = {"step": self.out, "reset": self.out.select(*reset_keys)}
+
+    def set_action(self, td: Any) -> None:
+        for key, dst in self.act_leaves:
+            _copy(dst, td.get(key), key, "action")
+
+    def write(self, command: str, result: Any) -> None:
+        for key, dst in self.leaves[command]:
+            value = result.get(key, None)
+            if value is None:
+                raise KeyError(f"{command} output has no entry {key!r} of the env's specs")
+            _copy(dst, value, key, f"{command} output")
+
+    def read(self, command: str) -> Any:
+        """A copy of what the last ``command`` wrote (step: every leaf; reset: no reward)."""
+        return self.views[command].clone()
+
+
+def stepper(env: Any) -> Any:
+    """``td -> env.step(td)["next"]``. For an EnvBase that keeps EnvBase.step, its own two calls
+    (``_step``, ``_step_proc_data``) without its input checks and "next" bookkeeping, which our
+    inputs (the action leaves only) never need: the same output, 5-20% less time per step."""
+    from torchrl.envs import EnvBase
+
+    if type(env).step is EnvBase.step and hasattr(env, "_step_proc_data"):
+        return lambda td: env._step_proc_data(env._step(td))
+    return lambda td: env.step(td).get("next")
+
+
+def handle(env: Any, step: Any, command: str, arg: Any, ex: Exchange) -> Any:
+    """Run one command on a task env: "reset" and "step" (with ``ex.act``, set by the caller)
+    write into ``ex.out``; "set_seed" returns the seed ``env.set_seed(arg)`` returns."""
     if command == "reset":
-        return env.reset()
+        return ex.write(command, env.reset())
     if command == "step":
-        return env.step(arg).get("next")
+        return ex.write(command, step(ex.act.clone()))  # a clone: the env may keep its input
     if command == "set_seed":
         return env.set_seed(arg)
     raise ValueError(f"unknown command {command!r}")
 
 
 def main(conn: Connection, maker_bytes: bytes) -> None:
-    """Build the env from ``maker_bytes``, send its specs, then serve commands until "close"."""
+    """Build the env from ``maker_bytes``, send its specs and shared buffers, serve commands."""
     try:
         import torch
 
         torch.set_num_threads(1)
         env = pickle.loads(maker_bytes)()
-        _send(conn, "ok", specs(env))
+        spec = specs(env)
+        ex = Exchange(spec)
+        ex = Exchange(spec, ex.act.share_memory_(), ex.out.share_memory_())
+        step = stepper(env)
+        conn.send(("ok", (spec, ex.act, ex.out)))  # ForkingPickler: shared tensors by handle
     except BaseException:
-        _send(conn, "error", traceback.format_exc())
+        conn.send(("error", traceback.format_exc()))
         return
     try:
         while True:
             try:
-                command, arg = pickle.loads(conn.recv_bytes())
+                command, arg = conn.recv()
             except EOFError:  # the parent went away
                 return
             if command == "close":
                 return
             try:
-                result = handle(env, command, arg)
+                result = handle(env, step, command, arg, ex)
             except BaseException:
-                _send(conn, "error", traceback.format_exc())
+                conn.send(("error", traceback.format_exc()))
                 return
-            _send(conn, "ok", result)
+            conn.send(("ok", result))
     finally:
         with contextlib.suppress(Exception):
             env.close()

@@ -25,7 +25,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any, TypeVar
 
 import torch
-from tensordict import LazyStackedTensorDict, TensorDict, TensorDictBase, lazy_stack
+from tensordict import LazyStackedTensorDict, TensorDictBase, lazy_stack
 from torchrl.data import Composite, TensorSpec
 
 from reference import _worker
@@ -35,7 +35,7 @@ __all__ = ["EnvSpecs", "ParallelMultiTaskEnv", "SerialMultiTaskEnv", "check_shar
 
 Maker = Callable[[], Any]
 _Env = TypeVar("_Env", bound="_MultiTaskEnv")
-_PARTS = ("observation", "action", "reward", "done")
+_FALSE = torch.tensor(False)  # the default of an absent done leaf, allocated once
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,8 @@ def _restack(td: TensorDictBase, elements: list[TensorDictBase]) -> TensorDictBa
 
 
 class _MultiTaskEnv:
-    """Shared logic; subclasses provide ``_start`` (returns specs), ``_run`` and ``close``."""
+    """Shared logic; subclasses provide ``_start`` (returns specs, sets ``_ex``: one
+    ``_worker.Exchange`` per task), ``_run`` and ``close``."""
 
     def __init__(self, makers: Iterable[Maker]) -> None:
         self._makers = list(makers)
@@ -99,7 +100,7 @@ class _MultiTaskEnv:
             self.close()
             raise
         self.task_specs: list[EnvSpecs] = specs
-        stacked = {p: torch.stack([getattr(s, p) for s in specs], 0) for p in _PARTS}
+        stacked = {p: torch.stack([getattr(s, p) for s in specs], 0) for p in _worker.PARTS}
         self.full_observation_spec = self.observation_spec = stacked["observation"]
         self.full_action_spec = stacked["action"]
         self.full_reward_spec = stacked["reward"]
@@ -107,6 +108,10 @@ class _MultiTaskEnv:
         self.action_spec = self._single_leaf("action")
         self.reward_spec = self._single_leaf("reward")
         self._current: list[TensorDictBase | None] = [None] * self.num_tasks
+        # Per-task key lists, read once here rather than from the specs at every step.
+        self._action_keys = [list(s.action.keys(True, True)) for s in specs]
+        self._done_keys = [list(s.done.keys(True, True)) for s in specs]
+        self._keep = [[*s.observation.keys(True, True), *s.done.keys(True, True)] for s in specs]
 
     def _single_leaf(self, part: str) -> TensorSpec:
         """The stacked leaf spec when every task has the one leaf ``part``, else the full spec."""
@@ -117,6 +122,11 @@ class _MultiTaskEnv:
     # -- transport, implemented by subclasses ------------------------------------------------
     def _start(self) -> list[EnvSpecs]:
         raise NotImplementedError
+
+    def _fail(self, i: int, what: str, err: BaseException) -> WorkerError:
+        tb = traceback.format_exc()
+        self.close()
+        return WorkerError(f"task {i}: {what} raised {type(err).__name__}: {err}", i, tb)
 
     def _run(self, calls: dict[int, tuple[str, Any]]) -> dict[int, Any]:
         """Run ``{task: (command, arg)}`` ("reset", "step", "set_seed"); return fresh results."""
@@ -136,11 +146,6 @@ class _MultiTaskEnv:
         self.close()
 
     # -- the env API ------------------------------------------------------------------------
-    def _keep_keys(self, i: int) -> list[Any]:
-        """Keys that move from "next" to the root (observations and done flags of task i)."""
-        s = self.task_specs[i]
-        return [*s.observation.keys(True, True), *s.done.keys(True, True)]
-
     def reset(self, tensordict: TensorDictBase | None = None) -> LazyStackedTensorDict:
         """Reset the tasks selected by a bool ``"_reset"`` entry (all when absent) and return a new
         lazy stack: reset tasks carry their reset output, others the env's current observations
@@ -170,28 +175,32 @@ class _MultiTaskEnv:
         elements = _elements(tensordict, self.num_tasks)
         calls = {}
         for i, element in enumerate(elements):
-            inputs = TensorDict({}, batch_size=[])
-            for key in self.task_specs[i].action.keys(True, True):
-                if element.get(key, None) is None:
+            inputs = {}  # action key -> value; no copy: _run copies it into the task's buffer
+            for key in self._action_keys[i]:
+                inputs[key] = element.get(key, None)
+                if inputs[key] is None:
                     raise KeyError(f"step: element {i} has no action entry {key!r}")
-                inputs.set(key, element.get(key).clone())
             calls[i] = ("step", inputs)
         results = self._run(calls)
         for i, element in enumerate(elements):
             element.set("next", results[i])
-            self._current[i] = results[i].select(*self._keep_keys(i)).clone()
+            self._current[i] = self._snapshot(i, results[i])
         return _restack(tensordict, elements)
 
+    def _snapshot(self, i: int, result: TensorDictBase) -> TensorDictBase:
+        """Task i's current data after a step: a copy of its observations and done flags."""
+        return result.select(*self._keep[i]).clone()
+
     def _step_mdp(self, tensordict: TensorDictBase) -> LazyStackedTensorDict:
-        """Next root: each element's "next" observations and done flags (reward, action dropped)."""
+        """Next root: each element's "next" observations and done flags (reward, action dropped),
+        sharing their tensors like torchrl's step_mdp (no copy: nothing writes them in place)."""
         elements = _elements(tensordict, self.num_tasks)
-        return lazy_stack([e.get("next").select(*self._keep_keys(i)).clone()
-                           for i, e in enumerate(elements)], 0)
+        return lazy_stack([e.get("next").select(*self._keep[i]) for i, e in enumerate(elements)],
+                          0)
 
     def _done(self, tensordict: TensorDictBase) -> list[bool]:
         """Per task: whether any of its done leaves (done/terminated/truncated) is True."""
-        return [any(bool(e.get(k, torch.tensor(False)).any())
-                    for k in self.task_specs[i].done.keys(True, True))
+        return [any(bool(e.get(k, _FALSE).any()) for k in self._done_keys[i])
                 for i, e in enumerate(_elements(tensordict, self.num_tasks))]
 
     def _maybe_reset(self, tensordict: TensorDictBase) -> TensorDictBase:
@@ -204,12 +213,12 @@ class _MultiTaskEnv:
     def rand_action(self, tensordict: TensorDictBase | None = None) -> TensorDictBase:
         """Draw one sample of the stacked action spec (global RNG, like torchrl) and write task i's
         part into element i of ``tensordict`` (or of a new lazy stack)."""
-        sample = self.full_action_spec.rand()
+        parts = [part.clone() for part in self.full_action_spec.rand().unbind(0)]
         if tensordict is None:
-            return lazy_stack([sample[i].clone() for i in range(self.num_tasks)], 0)
+            return lazy_stack(parts, 0)
         elements = _elements(tensordict, self.num_tasks)
-        for i, element in enumerate(elements):
-            element.update(sample[i].clone())
+        for element, part in zip(elements, parts, strict=True):
+            element.update(part)
         return _restack(tensordict, elements)
 
     def set_seed(self, seed: int) -> int:
@@ -275,27 +284,27 @@ class SerialMultiTaskEnv(_MultiTaskEnv):
         self._closed = False
         super().__init__(makers)
 
-    def _fail(self, i: int, what: str, err: BaseException) -> WorkerError:
-        tb = traceback.format_exc()
-        self.close()
-        return WorkerError(f"task {i}: {what} raised {type(err).__name__}: {err}", i, tb)
-
     def _start(self) -> list[EnvSpecs]:
         for i, maker in enumerate(self._makers):
             try:
                 self._envs.append(maker())
             except Exception as err:
                 raise self._fail(i, "the maker", err) from err
-        return [EnvSpecs(*_worker.specs(env)) for env in self._envs]
+        specs = [_worker.specs(env) for env in self._envs]
+        self._ex = [_worker.Exchange(s) for s in specs]
+        self._steps = [_worker.stepper(env) for env in self._envs]
+        return [EnvSpecs(*s) for s in specs]
 
     def _run(self, calls: dict[int, tuple[str, Any]]) -> dict[int, Any]:
         if self._closed:
             raise RuntimeError("the env is closed")
         results = {}
         for i, (command, arg) in calls.items():
-            try:  # the workers' code path; tensordicts are copied (no aliasing with the env)
-                result = _worker.handle(self._envs[i], command, arg)
-                results[i] = result.clone() if isinstance(result, TensorDictBase) else result
+            try:  # the workers' code path, through the same (in-process) exchange buffers
+                if command == "step":
+                    self._ex[i].set_action(arg)
+                result = _worker.handle(self._envs[i], self._steps[i], command, arg, self._ex[i])
+                results[i] = result if command == "set_seed" else self._ex[i].read(command)
             except Exception as err:
                 raise self._fail(i, f"{command!r}", err) from err
         return results
@@ -348,6 +357,11 @@ class ParallelMultiTaskEnv(_MultiTaskEnv):
                                            min(timeout, 5.0))
         super().__init__(makers)
 
+    def _snapshot(self, i: int, result: TensorDictBase) -> TensorDictBase:
+        # No copy: the worker's buffer holds this data until task i's next reset or step, and
+        # that replaces the snapshot.
+        return self._ex[i].views["reset"]
+
     @property
     def worker_pids(self) -> list[int | None]:
         """Process ids of the live workers (empty once closed)."""
@@ -372,7 +386,8 @@ class ParallelMultiTaskEnv(_MultiTaskEnv):
             self._procs.append(proc)
             self._conns.append(parent)
         got = self._collect(range(self.num_tasks), "building its env", self._start_timeout)
-        return [EnvSpecs(*got[i]) for i in range(self.num_tasks)]
+        self._ex = [_worker.Exchange(*got[i]) for i in range(self.num_tasks)]
+        return [EnvSpecs(*got[i][0]) for i in range(self.num_tasks)]
 
     def _collect(self, tasks: Iterable[int], doing: str, timeout: float | None = None,
                  ) -> dict[int, Any]:
@@ -384,21 +399,21 @@ class ParallelMultiTaskEnv(_MultiTaskEnv):
         pending, results = list(tasks), {}
         try:
             while pending:
+                objects = [o for i in pending for o in (self._conns[i], self._procs[i].sentinel)]
+                ready = wait(objects, timeout=max(0.0, min(0.1, deadline - time.monotonic())))
                 for i in list(pending):
-                    if self._conns[i].poll(0):
+                    if self._conns[i] in ready:  # an answer, or the EOF of a dead worker
                         results[i] = self._recv(i, doing)
                         pending.remove(i)
-                    elif not self._procs[i].is_alive() and not self._conns[i].poll(0):
+                    elif self._procs[i].sentinel in ready and not self._conns[i].poll(0):
                         proc = self._procs[i]
+                        proc.join(1.0)
                         raise WorkerError(f"task {i}: worker (pid {proc.pid}) died while {doing};"
                                           f" exit code {proc.exitcode}", i, None, proc.exitcode)
                 if pending and time.monotonic() > deadline:
                     i = pending[0]
                     raise WorkerError(f"task {i}: worker (pid {self._procs[i].pid}) sent nothing "
                                       f"for {timeout} s while {doing}", i)
-                if pending:  # (an empty wait would sleep the whole 0.1 s)
-                    wait([o for i in pending for o in (self._conns[i], self._procs[i].sentinel)],
-                         timeout=max(0.0, min(0.1, deadline - time.monotonic())))
         except WorkerError:
             self.close()
             raise
@@ -422,16 +437,24 @@ class ParallelMultiTaskEnv(_MultiTaskEnv):
     def _run(self, calls: dict[int, tuple[str, Any]]) -> dict[int, Any]:
         if self.is_closed:
             raise RuntimeError("the env is closed")
-        for i, call in calls.items():
+        for i, (command, arg) in calls.items():
+            if command == "step":  # the action goes through shared memory: a tiny message
+                try:
+                    self._ex[i].set_action(arg)
+                except Exception as err:
+                    raise self._fail(i, "'step'", err) from err
+                arg = None
             try:
-                self._conns[i].send_bytes(pickle.dumps(call))
+                self._conns[i].send_bytes(pickle.dumps((command, arg)))  # (no ForkingPickler)
             except OSError as err:
                 code = self._procs[i].exitcode
                 self.close()
-                raise WorkerError(f"task {i}: cannot send {call[0]!r} to its worker ({err}); "
+                raise WorkerError(f"task {i}: cannot send {command!r} to its worker ({err}); "
                                   f"exit code {code}", i, exitcode=code) from err
         names = ", ".join(sorted({c for c, _ in calls.values()}))
-        return self._collect(calls, f"running {names!r}")
+        got = self._collect(calls, f"running {names!r}")
+        return {i: got[i] if c == "set_seed" else self._ex[i].read(c) for i, (c, _) in calls.items()
+                }
 
     def close(self) -> None:
         """Stop every worker (close message, join, terminate, kill); idempotent."""

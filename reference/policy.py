@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from tensordict import LazyStackedTensorDict, TensorDict, TensorDictBase
+from tensordict import LazyStackedTensorDict, TensorDict, TensorDictBase, lazy_stack
 from tensordict.nn import TensorDictModuleBase
 
 __all__ = ["PartialTolerantSequential", "leaves"]
@@ -43,28 +43,57 @@ class PartialTolerantSequential(TensorDictModuleBase):
             out_keys += [k for k in m.out_keys if k not in out_keys]
         self.in_keys = in_keys
         self.out_keys = out_keys
+        self._reads = list(dict.fromkeys(k for m in modules for k in m.in_keys))
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
-        all_leaves = leaves(tensordict)
+        # Partition the leaves by layout: batch size, and shape and dtype (or absence) of every
+        # key a module reads. A module treats the leaves of one part alike (it reads the same
+        # keys from each or skips them all, and writes rows of one output into each), so the
+        # per-leaf Python work (~1 us per TensorDict call) is done once, not once per module.
+        reads = self._reads
+        layouts: dict[tuple[Any, ...], list[tuple[Path, TensorDictBase, list[Any]]]] = {}
+        for path, leaf in leaves(tensordict):
+            get = dict(leaf.items()).get  # (for a top-level key, the object leaf.get returns)
+            values = [get(k) if isinstance(k, str) else leaf.get(k, None) for k in reads]
+            layout = (leaf.batch_size, *[None if v is None else (v.shape, v.dtype) for v in values])
+            layouts.setdefault(layout, []).append((path, leaf, values))
+        # Per part: its first leaf's path, a lazy stack of its leaves (writes go through it) and
+        # the current stacked value of each key it holds among ``reads`` and the modules' outputs.
+        parts = [(members[0][0], lazy_stack([leaf for _, leaf, _ in members], 0),
+                  {k: torch.stack([vs[i] for _, _, vs in members])
+                   for i, k in enumerate(reads) if members[0][2][i] is not None})
+                 for members in layouts.values()]
         for index, module in enumerate(self.module):
-            groups: dict[tuple[Any, ...], list[TensorDictBase]] = {}
-            for path, leaf in all_leaves:
-                values = [leaf.get(k, None) for k in module.in_keys]
-                missing = [k for k, v in zip(module.in_keys, values, strict=True) if v is None]
-                if missing:
-                    if self.partial_tolerant:
-                        continue
+            calls: dict[tuple[Any, ...], list[tuple[Any, dict[Any, Any]]]] = {}
+            for path, stacked, current in parts:
+                missing = [k for k in module.in_keys if k not in current]
+                if missing and not self.partial_tolerant:
                     raise KeyError(f"module {index} ({module!r}) needs in_key {missing[0]!r}, "
                                    f"missing from the leaf at index path {path} of the input")
-                signature = (tuple(leaf.batch_size),
-                             *((tuple(v.shape), v.dtype) for v in values))
-                groups.setdefault(signature, []).append(leaf)
-            for group in groups.values():
-                batch = TensorDict({}, batch_size=[len(group), *group[0].batch_size])
+                if not missing:
+                    signature = (stacked.batch_size[1:], *[(current[k].shape[1:], current[k].dtype)
+                                                           for k in module.in_keys])
+                    calls.setdefault(signature, []).append((stacked, current))
+            for (leaf_batch, *_), group in calls.items():
+                batch = TensorDict({}, batch_size=[sum(len(s) for s, _ in group), *leaf_batch])
                 for k in module.in_keys:
-                    batch.set(k, torch.stack([leaf.get(k) for leaf in group]))
+                    batch.set(k, torch.cat([current[k] for _, current in group]))
                 out = module(batch)
-                for k in module.out_keys:
-                    for leaf, value in zip(group, out.get(k).unbind(0), strict=True):
-                        leaf.set(k, value)
+                start = 0
+                for stacked, current in group:
+                    for k in module.out_keys:
+                        current[k] = out.get(k)[start:start + len(stacked)]
+                        stacked.set(k, current[k])  # row i lands in the part's leaf i
+                        for r in reads:  # keys inside k, or holding it: read back from the leaves
+                            if r != k and _overlap(r, k):
+                                current[r] = stacked.get(r, None)
+                                if current[r] is None:
+                                    del current[r]
+                    start += len(stacked)
         return tensordict
+
+
+def _overlap(a: Any, b: Any) -> bool:
+    """Whether one nested key is a prefix of the other."""
+    a, b = (a,) if isinstance(a, str) else a, (b,) if isinstance(b, str) else b
+    return a[:len(b)] == b[:len(a)]
