@@ -31,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     p_check = sub.add_parser("check", help="run the conformance properties against subjects")
     p_check.add_argument("--subject", action="append", default=None, metavar="NAME",
                          help="built-in name, entry point or module:attribute (repeatable; "
-                              "default: every built-in subject)")
+                              "default: reference and torchrl)")
     p_check.add_argument("--profile", choices=profiles.NAMES, default=None,
                          help="quick | ci | thorough (default: ci when CI=true, else quick)")
     p_check.add_argument("--area", action="append", default=[], metavar="AREA",

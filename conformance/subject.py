@@ -144,7 +144,11 @@ def resolve(name: str) -> Subject:
     raise _usage(name, "no built-in subject or entry point has this name")
 
 
+DEFAULT = ("reference", "torchrl")
+
+
 def default_names() -> list[str]:
-    """The subjects run when none is named: ``CONFORMANCE_SUBJECTS`` (comma list) or built-ins."""
+    """The subjects run when none is named: ``CONFORMANCE_SUBJECTS`` (comma list), else the two
+    core built-ins; the AsyncEnvPool built-ins are opt-in (``--subject torchrl-async-mp``)."""
     env = os.environ.get("CONFORMANCE_SUBJECTS", "")
-    return [n.strip() for n in env.split(",") if n.strip()] or list(BUILTIN)
+    return [n.strip() for n in env.split(",") if n.strip()] or list(DEFAULT)
