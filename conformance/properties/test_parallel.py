@@ -578,5 +578,12 @@ def parity_machine(subject: Any) -> type[RuleBasedStateMachine]:
 
 @prop("PAR-011", kind="stateful", helpers=_PARITY)
 def test_serial_env_matches_reference_in_any_sequence(subject) -> None:
-    run_state_machine_as_test(parity_machine(subject),
-                              settings=profiles.hypothesis_settings("stateful"))
+    settings = test_serial_env_matches_reference_in_any_sequence._hypothesis_internal_use_settings
+    run_state_machine_as_test(parity_machine(subject), settings=settings)
+
+
+# A state machine gets no @given, so prop() applies no settings: the test carries them where the
+# plugin looks for a property's settings, so it can drop shrinking (declared deviations,
+# --conformance-no-shrink) for this property too.
+test_serial_env_matches_reference_in_any_sequence._hypothesis_internal_use_settings = (  # type: ignore[attr-defined]
+    profiles.hypothesis_settings("stateful"))

@@ -52,7 +52,8 @@ class _Densifies(SerialMultiTaskEnv):
     def rollout(self, max_steps: int, policy: Any = None, **kwargs: Any) -> Any:
         out = super().rollout(max_steps, policy, **kwargs)
         steps = [out[:, t] for t in range(out.batch_size[1])]
-        shared = list(steps[0].keys(True, True))
+        elements = steps[0].tensordicts
+        shared = list(set.intersection(*(set(e.keys(True, True)) for e in elements)))
         dense = [lazy_stack([e.select(*shared) for e in s.tensordicts], 0) for s in steps]
         return lazy_stack(dense, 1)
 
