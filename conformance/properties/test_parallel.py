@@ -9,7 +9,11 @@ the exception, or one Python shows with it, has an int ``task_index`` / ``worker
 ``env_index`` / ``index`` attribute equal to the failing task's index, or its message says
 "task k", "worker k", "env k" or "index k" (also "#k", "[k]", ":k", "=k").  Each call that could
 hang runs under :func:`_envs.call_within`, so a hanging subject fails the property after 30 s
-instead of hanging the run.
+instead of hanging the run.  PAR-008 times the failing step() call; PAR-009 times construction
+plus the first reset() (a lazily started env builds its workers there), worker start-up
+included.  "No child process" is checked after the failure and before close() (a failed env
+must stop its workers itself), allowing 5 s for exiting children; multiprocessing's resource
+tracker and forkserver are not the env's children (:func:`_envs.child_pids`).
 
 PAR-011 is a ``hypothesis.stateful`` machine.  Hypothesis prints its steps on failure; the kit's
 reproducer replays the same operations without hypothesis (:func:`replay_against_reference`).
