@@ -4,6 +4,7 @@ resolution, capability skips, deviations, the JSON report, exit codes, xdist."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -102,8 +103,9 @@ class TestCheck:
         assert "observed" in cell["message"] and "expected" in cell["message"]
         script = tmp_path / "repro.py"
         script.write_text(cell["reproducer"])
+        root = Path(__file__).parents[1]  # the mutant subject must be importable, as a user's is
         proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                              cwd=Path(__file__).parents[1], timeout=120)
+                              cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, timeout=120)
         assert proc.returncode != 0
         assert "AssertionError: stack[" in proc.stderr
 
