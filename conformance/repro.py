@@ -77,6 +77,34 @@ def _function_source(fn: Any) -> str:
     return "\n".join(lines[start:])
 
 
+def _names(code: Any) -> set[str]:
+    """Global names a code object (and the functions nested in it) reads."""
+    out = set(code.co_names)
+    for const in code.co_consts:
+        if hasattr(const, "co_names"):
+            out |= _names(const)
+    return out
+
+
+def _constants(fns: tuple[Any, ...]) -> str:
+    """``NAME = value`` lines for the plain module constants the pasted functions read."""
+    lines = {}
+    for fn in fns:
+        code = getattr(fn, "__code__", None)
+        if code is None:
+            continue
+        for name in sorted(_names(code)):
+            value = fn.__globals__.get(name)
+            if name.startswith("__") or not isinstance(value, (str, int, float, tuple, frozenset)):
+                continue
+            try:
+                text = repr(value) if isinstance(value, frozenset) else to_code(value)
+            except TypeError:
+                continue
+            lines[name] = f"{name} = {text}"
+    return "\n".join(lines[n] for n in sorted(lines))
+
+
 def build(prop_id: str, statement: str, subject: Any, source_name: str, fn: Any,
           kwargs: dict[str, Any], helpers: tuple[Any, ...] = ()) -> str:
     """The reproducer snippet for ``fn(subject, **kwargs)`` failing property ``prop_id``."""
@@ -99,6 +127,7 @@ def build(prop_id: str, statement: str, subject: Any, source_name: str, fn: Any,
         _subject_lines(subject, source_name),
         "# -- assertion helpers (conformance/assertions.py) --",
         assertions_src.strip(),
+        *(["# -- module constants --", consts] if (consts := _constants((fn, *helpers))) else []),
         *(["# -- helpers --", helper_src] if helper_src else []),
         "# -- the property --",
         _function_source(fn),
