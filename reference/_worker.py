@@ -24,43 +24,33 @@ def specs(env: Any) -> tuple[Any, ...]:
     return tuple(getattr(env, f"full_{part}_spec").clone() for part in PARTS)
 
 
-def _copy(dst: Any, value: Any, key: Any, what: str) -> None:
-    if value.shape != dst.shape or value.dtype != dst.dtype:  # copy_ would broadcast or cast
-        raise ValueError(f"{what} {key!r} has shape {tuple(value.shape)} and dtype {value.dtype}"
-                         f", but its spec says shape {tuple(dst.shape)} and dtype {dst.dtype}")
-    dst.copy_(value)
-
-
 class Exchange:
-    """A task's data buffers, zeroed from its specs: ``act`` holds its action leaves, ``out`` its
-    observation, reward and done leaves (shared memory in the parallel env). Each reset or step
-    writes the env's output leaves into ``out``, bitwise, and the caller reads a copy."""
+    """A task's data buffers, zeroed from its specs (shared memory in the parallel env): ``act``
+    holds its action leaves, ``out`` its observation, reward and done leaves. Actions and env
+    outputs are copied in bitwise (same shapes and dtypes, checked) and read back as a copy;
+    the leaf tensors are looked up once, so the per-step copies skip tensordict lookups."""
 
     def __init__(self, spec: tuple[Any, ...], act: Any = None, out: Any = None) -> None:
         obs, action, reward, done = spec
         self.act = action.zero() if act is None else act
         self.out = obs.zero().update(reward.zero()).update(done.zero()) if out is None else out
-        # Keys and leaf tensors looked up once: the per-step copies skip tensordict lookups.
-        reset_keys = [*obs.keys(True, True), *done.keys(True, True)]
-        self.act_leaves = [(k, self.act.get(k)) for k in action.keys(True, True)]
-        self.leaves = {"step": [(k, self.out.get(k)) for k in self.out.keys(True, True)],
-                       "reset": [(k, self.out.get(k)) for k in reset_keys]}
-        self.views = {"step": self.out, "reset": self.out.select(*reset_keys)}
+        reset = [*obs.keys(True, True), *done.keys(True, True)]  # a reset has no reward
+        self.views = {"action": self.act, "step": self.out, "reset": self.out.select(*reset)}
+        self.leaves = {w: [(k, td.get(k)) for k in td.keys(True, True)]
+                       for w, td in self.views.items()}
 
-    def set_action(self, td: Any) -> None:
-        for key, dst in self.act_leaves:
-            _copy(dst, td.get(key), key, "action")
+    def write(self, what: str, td: Any) -> None:
+        """Copy the leaves of ``td`` (the "action" input, or a "step" or "reset" output) in."""
+        for key, dst in self.leaves[what]:
+            value = td.get(key, None)
+            if value is None or value.shape != dst.shape or value.dtype != dst.dtype:
+                got = "nothing" if value is None else f"shape {tuple(value.shape)} {value.dtype}"
+                raise ValueError(f"{what} entry {key!r}: got {got}, but its spec says shape "
+                                 f"{tuple(dst.shape)} {dst.dtype}")
+            dst.copy_(value)
 
-    def write(self, command: str, result: Any) -> None:
-        for key, dst in self.leaves[command]:
-            value = result.get(key, None)
-            if value is None:
-                raise KeyError(f"{command} output has no entry {key!r} of the env's specs")
-            _copy(dst, value, key, f"{command} output")
-
-    def read(self, command: str) -> Any:
-        """A copy of what the last ``command`` wrote (step: every leaf; reset: no reward)."""
-        return self.views[command].clone()
+    def read(self, what: str) -> Any:
+        return self.views[what].clone()
 
 
 def stepper(env: Any) -> Any:
@@ -78,9 +68,9 @@ def handle(env: Any, step: Any, command: str, arg: Any, ex: Exchange) -> Any:
     """Run one command on a task env: "reset" and "step" (with ``ex.act``, set by the caller)
     write into ``ex.out``; "set_seed" returns the seed ``env.set_seed(arg)`` returns."""
     if command == "reset":
-        return ex.write(command, env.reset())
+        return ex.write("reset", env.reset())
     if command == "step":
-        return ex.write(command, step(ex.act.clone()))  # a clone: the env may keep its input
+        return ex.write("step", step(ex.act.clone()))  # a clone: the env may keep its input
     if command == "set_seed":
         return env.set_seed(arg)
     raise ValueError(f"unknown command {command!r}")
@@ -110,11 +100,12 @@ def main(conn: Connection, maker_bytes: bytes) -> None:
             if command == "close":
                 return
             try:
-                result = handle(env, step, command, arg, ex)
+                answer = ("ok", handle(env, step, command, arg, ex))
             except BaseException:
-                conn.send(("error", traceback.format_exc()))
+                answer = ("error", traceback.format_exc())
+            conn.send_bytes(pickle.dumps(answer))  # (plain pickle: ForkingPickler is slower)
+            if answer[0] == "error":
                 return
-            conn.send(("ok", result))
     finally:
         with contextlib.suppress(Exception):
             env.close()

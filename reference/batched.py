@@ -302,7 +302,7 @@ class SerialMultiTaskEnv(_MultiTaskEnv):
         for i, (command, arg) in calls.items():
             try:  # the workers' code path, through the same (in-process) exchange buffers
                 if command == "step":
-                    self._ex[i].set_action(arg)
+                    self._ex[i].write("action", arg)
                 result = _worker.handle(self._envs[i], self._steps[i], command, arg, self._ex[i])
                 results[i] = result if command == "set_seed" else self._ex[i].read(command)
             except Exception as err:
@@ -400,16 +400,10 @@ class ParallelMultiTaskEnv(_MultiTaskEnv):
         try:
             while pending:
                 objects = [o for i in pending for o in (self._conns[i], self._procs[i].sentinel)]
-                ready = wait(objects, timeout=max(0.0, min(0.1, deadline - time.monotonic())))
-                for i in list(pending):
-                    if self._conns[i] in ready:  # an answer, or the EOF of a dead worker
-                        results[i] = self._recv(i, doing)
-                        pending.remove(i)
-                    elif self._procs[i].sentinel in ready and not self._conns[i].poll(0):
-                        proc = self._procs[i]
-                        proc.join(1.0)
-                        raise WorkerError(f"task {i}: worker (pid {proc.pid}) died while {doing};"
-                                          f" exit code {proc.exitcode}", i, None, proc.exitcode)
+                ready = set(wait(objects, timeout=max(0, min(0.1, deadline - time.monotonic()))))
+                for i in [i for i in pending if {self._conns[i], self._procs[i].sentinel} & ready]:
+                    results[i] = self._recv(i, doing)  # an answer, or EOF from a dead worker
+                    pending.remove(i)
                 if pending and time.monotonic() > deadline:
                     i = pending[0]
                     raise WorkerError(f"task {i}: worker (pid {self._procs[i].pid}) sent nothing "
@@ -424,10 +418,10 @@ class ParallelMultiTaskEnv(_MultiTaskEnv):
         proc = self._procs[i]
         try:
             status, payload = pickle.loads(self._conns[i].recv_bytes())
-        except (EOFError, OSError):
+        except (EOFError, OSError):  # (its only write end closes when the worker dies)
             proc.join(1.0)
-            raise WorkerError(f"task {i}: worker (pid {proc.pid}) closed its pipe while {doing}; "
-                              f"exit code {proc.exitcode}", i, None, proc.exitcode) from None
+            raise WorkerError(f"task {i}: worker (pid {proc.pid}) died while {doing}; exit code "
+                              f"{proc.exitcode}", i, None, proc.exitcode) from None
         if status == "error":
             proc.join(1.0)
             raise WorkerError(f"task {i}: worker (pid {proc.pid}) raised while {doing}", i,
@@ -440,7 +434,7 @@ class ParallelMultiTaskEnv(_MultiTaskEnv):
         for i, (command, arg) in calls.items():
             if command == "step":  # the action goes through shared memory: a tiny message
                 try:
-                    self._ex[i].set_action(arg)
+                    self._ex[i].write("action", arg)
                 except Exception as err:
                     raise self._fail(i, "'step'", err) from err
                 arg = None
@@ -451,10 +445,9 @@ class ParallelMultiTaskEnv(_MultiTaskEnv):
                 self.close()
                 raise WorkerError(f"task {i}: cannot send {command!r} to its worker ({err}); "
                                   f"exit code {code}", i, exitcode=code) from err
-        names = ", ".join(sorted({c for c, _ in calls.values()}))
-        got = self._collect(calls, f"running {names!r}")
-        return {i: got[i] if c == "set_seed" else self._ex[i].read(c) for i, (c, _) in calls.items()
-                }
+        got = self._collect(calls, f"running {', '.join(sorted({c for c, _ in calls.values()}))!r}")
+        return {i: got[i] if c == "set_seed" else self._ex[i].read(c)
+                for i, (c, _) in calls.items()}
 
     def close(self) -> None:
         """Stop every worker (close message, join, terminate, kill); idempotent."""
