@@ -220,14 +220,15 @@ def names_task_index(exc: BaseException, index: int) -> bool:
 
     True when ``exc`` or an exception shown with it (:func:`shown_exceptions`) has an int
     attribute ``task_index``, ``worker_index``, ``env_index`` or ``index`` equal to ``index``, or
-    a message in which "task", "worker", "env", "sub-env" or "index" is followed by the number
+    a message in which "task", "worker", "env", "environment", "sub-env" or "index" is followed
+    by the number
     after a space, '#', '[', ':' or '=' (case-insensitive, the number standing alone: "task 1",
     "worker #1", "env[1]", "index=1" name task 1; "task1", "task 10" and "1 task" do not).
     """
     import re
 
     pattern = re.compile(
-        rf"\b(?:task|worker|env|sub-?env|index)(?:\s*[#\[:=]\s*|\s+){index}(?![\d.])",
+        rf"\b(?:task|worker|env|environment|sub-?env|index)(?:\s*[#\[:=]\s*|\s+){index}(?![\d.])",
         re.IGNORECASE)
     for err in shown_exceptions(exc):
         for attr in ("task_index", "worker_index", "env_index", "index"):
