@@ -29,7 +29,7 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "quick": Profile("quick", max_examples=8, parallel_examples=1, stateful_steps=8,
                      derandomize=False),
-    "ci": Profile("ci", max_examples=25, parallel_examples=1, stateful_steps=15,
+    "ci": Profile("ci", max_examples=25, parallel_examples=2, stateful_steps=15,
                   derandomize=True),
     "thorough": Profile("thorough", max_examples=200, parallel_examples=8, stateful_steps=40,
                         derandomize=False),
