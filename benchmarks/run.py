@@ -1,9 +1,9 @@
 """Run every benchmark and print one report: ``python benchmarks/run.py`` or
 ``python -m benchmarks.run``.
 
-``--only envs|policy|suite`` (repeatable) runs a subset; ``--wait-quiet L`` first waits (up to
-``--max-wait`` seconds) until the 1-minute load average is below L, since the machine may be
-shared; ``--json FILE`` also writes the rows.
+``--only envs|policy|suite|breakdown`` (repeatable) runs a subset; ``--wait-quiet L`` first
+waits (up to ``--max-wait`` seconds) until the 1-minute load average is below L, since the
+machine may be shared; ``--json FILE`` also writes the rows.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import time
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks import envs, policy, suite
+from benchmarks import breakdown, envs, policy, suite
 from benchmarks._common import load_average, machine
 
-PARTS = ("envs", "policy", "suite")
+PARTS = ("envs", "policy", "suite", "breakdown")
 
 
 def wait_quiet(limit: float, max_wait: float) -> None:
@@ -59,6 +59,11 @@ def main(argv: list[str] | None = None) -> None:
         report["suite"] = rows
         print("\n## Conformance suite wall time\n")
         print(suite.format_rows(rows), flush=True)
+    if "breakdown" in parts:
+        rows = breakdown.run()
+        report["breakdown"] = rows
+        print("\n## Where the time goes (best of several rounds)\n")
+        print(breakdown.format_rows(rows), flush=True)
     if ns.json:
         with open(ns.json, "w", encoding="utf-8") as f:
             json.dump(report, f, indent=2, default=str)
