@@ -44,6 +44,9 @@ class PartialTolerantSequential(TensorDictModuleBase):
         self.in_keys = in_keys
         self.out_keys = out_keys
         self._reads = list(dict.fromkeys(k for m in modules for k in m.in_keys))
+        # For each output key, the read keys nested in it or holding it (read back after writes).
+        self._related = {k: [r for r in self._reads if r != k and _overlap(r, k)]
+                         for m in modules for k in m.out_keys}
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         # Partition the leaves by layout: batch size, and shape and dtype (or absence) of every
@@ -76,7 +79,7 @@ class PartialTolerantSequential(TensorDictModuleBase):
                     calls.setdefault(signature, []).append((stacked, current))
             for (leaf_batch, *_), group in calls.items():
                 batch = TensorDict({}, batch_size=[sum(len(s) for s, _ in group), *leaf_batch])
-                for k in module.in_keys:
+                for k in module.in_keys:  # (cat copies: a module never sees the cache itself)
                     batch.set(k, torch.cat([current[k] for _, current in group]))
                 out = module(batch)
                 start = 0
@@ -84,11 +87,10 @@ class PartialTolerantSequential(TensorDictModuleBase):
                     for k in module.out_keys:
                         current[k] = out.get(k)[start:start + len(stacked)]
                         stacked.set(k, current[k])  # row i lands in the part's leaf i
-                        for r in reads:  # keys inside k, or holding it: read back from the leaves
-                            if r != k and _overlap(r, k):
-                                current[r] = stacked.get(r, None)
-                                if current[r] is None:
-                                    del current[r]
+                        for r in self._related[k]:
+                            current[r] = stacked.get(r, None)
+                            if current[r] is None:
+                                del current[r]
                     start += len(stacked)
         return tensordict
 
