@@ -26,6 +26,15 @@ def load_average() -> float:
     return os.getloadavg()[0]
 
 
+def settle(limit: float = 1.5, max_wait: float = 90.0) -> float:
+    """Sleep until the 1-minute load average is below ``limit`` (or ``max_wait`` seconds passed):
+    starting worker processes (each imports torch) raises it for a minute. Returns the load."""
+    deadline = time.monotonic() + max_wait
+    while os.getloadavg()[0] >= limit and time.monotonic() < deadline:
+        time.sleep(5)
+    return os.getloadavg()[0]
+
+
 def machine() -> str:
     """One line: date, cores, CPU model, Python and the versions of the packages involved."""
     model = platform.processor() or platform.machine()

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks._common import load_average, machine, table
+from benchmarks._common import machine, settle, table
 
 
 def best(fn: Callable[[], object], number: int, rounds: int = 7,
@@ -120,7 +120,7 @@ def startup() -> list[tuple[str, float]]:
 def run() -> list[dict[str, Any]]:
     rows = []
     for part in (humanoid_step, parallel_rollout, tensordict_calls, imports, startup):
-        load = load_average()
+        load = settle()
         rows += [{"what": what, "seconds": s, "load": load} for what, s in part()]
     return rows
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks._common import load_average, machine, rounds, table
+from benchmarks._common import machine, rounds, settle, table
 
 IMPLEMENTATIONS = ("raw dm_control", "torchrl SerialEnv", "torchrl ParallelEnv",
                    "reference serial", "reference parallel")
@@ -95,7 +95,7 @@ def scenario(label: str, makers: list[Any], steps: int, repeats: int,
                 cases[name] = batched(env, steps)
         for case in cases.values():  # warm-up: first calls, page faults, lazy imports
             case()
-        load = load_average()
+        load = settle()  # let the load of starting the workers decay
         rates = rounds(cases, repeats)
     finally:
         for env in envs:

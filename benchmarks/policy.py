@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks._common import load_average, machine, rounds, table
+from benchmarks._common import machine, rounds, settle, table
 
 SIZES = (2, 8, 64, 256)
 TASKS = ("stand", "walk")
@@ -102,7 +102,7 @@ def run(sizes: tuple[int, ...] = SIZES, repeats: int = 7) -> list[dict[str, Any]
             theirs(b)
         check_equal(a, b)
         calls = max(1, 256 // n)
-        load = load_average()
+        load = settle()
         times = rounds({"tensordict": case(theirs, n, calls), "reference": case(ours, n, calls)},
                        repeats)
         rows.append({"elements": n, "tensordict_ms": times["tensordict"] * 1e3,

@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Any
 
-from benchmarks._common import load_average, machine, table
+from benchmarks._common import machine, settle, table
 
 PROFILES = ("quick", "ci")
 RUNS = (("reference", ("reference",), None), ("torchrl", ("torchrl",), None),
@@ -34,7 +34,7 @@ def run(profiles: tuple[str, ...] = PROFILES) -> list[dict[str, Any]]:
     for profile in profiles:
         for label, subjects, workers in RUNS:
             cmd = command(profile, subjects, workers)
-            load = load_average()
+            load = settle(max_wait=60.0)
             start = time.perf_counter()
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
             seconds = time.perf_counter() - start
