@@ -53,8 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     p_mat.add_argument("reports", nargs="+", metavar="REPORT.json")
     p_mat.add_argument("--markdown", action="store_true", help="as a markdown table")
     p_mat.add_argument("--baseline", type=int, default=0, metavar="K",
-                       help="column K is the baseline (default 0: the first report's first "
-                            "subject)")
+                       help="report K (0-based) holds the releases you are on: each subject is "
+                            "gated against its own column there (default 0: the first report)")
 
     p_doc = sub.add_parser("doctor", help="say what works in this environment and what will not")
     p_doc.add_argument("--json", action="store_true", help="as JSON")

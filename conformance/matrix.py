@@ -1,8 +1,10 @@
 """``python -m conformance matrix REPORT.json ...``: many reports, one table, one gate.
 
 Each (report, subject) pair is a column labelled ``subject @ torchrl X / tensordict Y``.  Rows are
-property IDs in catalogue order.  The exit code gates upgrades: non-zero when a property that
-passed in the baseline column fails (or xpasses) in another column.
+property IDs in catalogue order.  The exit code gates upgrades: one report is the baseline (the
+releases you are on) and a subject regresses when a property that passed in its baseline column
+fails, xpasses or is declared a deviation in its column of another report (the same subject at
+other releases).  Columns of subjects absent from the baseline report are shown, not gated.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ class Column:
     label: str
     source: str
     properties: dict[str, dict[str, Any]]
+    subject: str = ""
+    report: int = 0
 
 
 def load_report(path: str | Path) -> dict[str, Any]:
@@ -58,28 +62,30 @@ def load_report(path: str | Path) -> dict[str, Any]:
 def columns(paths: list[str]) -> list[Column]:
     """The columns of the matrix, in the order of the reports and their subjects."""
     out = []
-    for path in paths:
+    for k, path in enumerate(paths):
         data = load_report(path)
         vers = data.get("versions", {})
         tag = f"torchrl {vers.get('torchrl', '?')} / tensordict {vers.get('tensordict', '?')}"
         for name, entry in data["subjects"].items():
-            out.append(Column(f"{name} @ {tag}", str(path), entry["properties"]))
+            out.append(Column(f"{name} @ {tag}", str(path), entry["properties"], name, k))
     return out
 
 
 def regressions(cols: list[Column], baseline: int = 0) -> list[str]:
-    """Properties that passed in the baseline column and failed or xpassed in another."""
-    base = cols[baseline]
+    """Per subject: properties that passed in its column of report ``baseline`` and failed,
+    xpassed or are a declared deviation in its column of another report."""
+    base = {c.subject: c for c in cols if c.report == baseline}
     found = []
     for col in cols:
-        if col is base:
+        ref = base.get(col.subject)
+        if ref is None or col is ref:
             continue
-        for pid, cell in base.properties.items():
+        for pid, cell in ref.properties.items():
             if cell["outcome"] != "passed":
                 continue
             other = col.properties.get(pid, {}).get("outcome")
-            if other in ("failed", "xpassed"):
-                found.append(f"{pid}: passed in [{base.label}] but {other} in [{col.label}] "
+            if other in ("failed", "xpassed", "deviation"):
+                found.append(f"{pid}: passed in [{ref.label}] but {other} in [{col.label}] "
                              f"({col.source})")
     return found
 
@@ -105,7 +111,7 @@ def render(cols: list[Column], markdown: bool = False) -> str:
 
 
 def main(paths: list[str], markdown: bool = False, baseline: int = 0) -> int:
-    """Print the merged table; return 1 on a regression against the baseline column."""
+    """Print the merged table; return 1 on a regression against the baseline report."""
     try:
         cols = columns(paths)
     except MatrixError as exc:
@@ -114,15 +120,16 @@ def main(paths: list[str], markdown: bool = False, baseline: int = 0) -> int:
     if not cols:
         print("error: the reports hold no subjects")
         return 2
-    if not 0 <= baseline < len(cols):
-        print(f"error: --baseline {baseline} is out of range: columns are 0..{len(cols) - 1}")
+    if not 0 <= baseline < len(paths):
+        print(f"error: --baseline {baseline} is out of range: reports are 0..{len(paths) - 1}")
         return 2
     print(render(cols, markdown))
     found = regressions(cols, baseline)
+    where = f"baseline report [{baseline}] {paths[baseline]}"
     if found:
-        print(f"\n{len(found)} regression(s) against baseline [{baseline}] {cols[baseline].label}:")
+        print(f"\n{len(found)} regression(s) against {where}:")
         for line in found:
             print(f"  {line}")
         return 1
-    print(f"\nno regression against baseline [{baseline}] {cols[baseline].label}")
+    print(f"\nno regression against {where}")
     return 0

@@ -96,8 +96,9 @@ STATE = pytest.StashKey[_State]()
 
 
 def _load(path: str) -> list[Deviation]:
+    """The entries of a deviations file that apply to the installed releases (see ``when``)."""
     try:
-        return load_deviations(path)
+        return [dev for dev in load_deviations(path) if dev.applies()]
     except DeviationsError as exc:
         raise pytest.UsageError(f"malformed deviations file: {exc}") from None
 
@@ -200,6 +201,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         if prop.extra == "dmcontrol" and (problem := _dmcontrol_problem()):
             item.add_marker(pytest.mark.skip(reason=problem))
+            state.matched.add((prop.id, subj.name))  # its deviation cannot run here: no warning
             continue
         for dev in state.deviations:
             if dev.id == prop.id and dev.subject == subj.name:
@@ -242,16 +244,26 @@ def pytest_runtest_call(item: pytest.Item):  # type: ignore[no-untyped-def]
     costs no shrinking.  ``--conformance-no-shrink`` drops shrinking for every property."""
     fn = getattr(item, "obj", None)
     current = getattr(fn, "_hypothesis_internal_use_settings", None)
+    marker = item.get_closest_marker(MARKER)
     deviation = any(k == "conformance_deviation" for k, _ in item.user_properties)
     no_shrink = item.config.getoption("--conformance-no-shrink")
-    if current is None or not item.get_closest_marker(MARKER) or not (deviation or no_shrink):
+    prof = profiles.active()
+    subj = getattr(item, "callspec", None) and item.callspec.params.get("subject")
+    spawns = (marker is not None and subj is not None and current is not None
+              and current.max_examples == prof.max_examples  # a default-kind property
+              and bool(set(getattr(subj, "spawns", ())) & set(catalogue.get(marker.args[0]).needs)))
+    if current is None or marker is None or not (deviation or no_shrink or spawns):
         yield
         return
     from hypothesis import Phase, settings
 
-    changes: dict[str, Any] = {"phases": [Phase.explicit, Phase.reuse, Phase.generate]}
+    changes: dict[str, Any] = {}
+    if deviation or no_shrink:
+        changes["phases"] = [Phase.explicit, Phase.reuse, Phase.generate]
     if deviation:
         changes["derandomize"] = True
+    if spawns:  # each example starts worker processes: the process-parallel budget
+        changes["max_examples"] = prof.parallel_examples
     fn._hypothesis_internal_use_settings = settings(current, **changes)  # type: ignore[union-attr]
     try:
         yield

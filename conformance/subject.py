@@ -42,7 +42,9 @@ class Subject:
 
     ``deviations`` names TOML files of known deviations shipped with the subject; ``snippet`` maps
     a capability to the Python lines a standalone reproducer uses to obtain it (e.g.
-    ``{"lazy_stack": "from tensordict import lazy_stack"}``).
+    ``{"lazy_stack": "from tensordict import lazy_stack"}``). ``spawns`` names the capabilities
+    that start worker processes on every call (a process-backed ``serial_env``, say): properties
+    needing one run the profile's process-parallel example count, like ``parallel_env`` ones.
     """
 
     name: str
@@ -53,6 +55,7 @@ class Subject:
     description: str = ""
     deviations: tuple[str, ...] = ()
     snippet: dict[str, str] = field(default_factory=dict)
+    spawns: tuple[str, ...] = ()
 
     def has(self, capability: str) -> bool:
         """Whether this subject provides ``capability``."""
@@ -118,6 +121,10 @@ def _coerce(name: str, obj: Any) -> Subject:
         )
     if not obj.capabilities:
         raise _usage(name, "the subject provides none of the capabilities "
+                     + ", ".join(CAPABILITIES))
+    unknown = [c for c in obj.spawns if c not in CAPABILITIES]
+    if unknown:
+        raise _usage(name, f"its spawns names unknown capabilities {unknown}; expected some of "
                      + ", ".join(CAPABILITIES))
     return obj
 

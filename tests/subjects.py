@@ -19,3 +19,19 @@ def broken_factory() -> Subject:
 
 
 NOT_A_SUBJECT = 42
+
+
+def counting_spawner() -> Subject:
+    """The reference's serial env declared as ``spawns`` (as if each construction started
+    workers); it appends a line to the file named by ``COUNT_FILE`` per construction, so a test
+    can count the examples a property ran."""
+    import os
+
+    from reference import SerialMultiTaskEnv
+
+    def serial_env(makers):  # type: ignore[no-untyped-def]
+        with open(os.environ["COUNT_FILE"], "a") as f:
+            f.write("built\n")
+        return SerialMultiTaskEnv(makers)
+
+    return Subject("counting_spawner", serial_env=serial_env, spawns=("serial_env",))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance import catalogue
+from conformance import catalogue, profiles
 
 QUICK = ("--profile", "quick", "--skip-doctor")
 STACK_ONLY = ("--subject", "tests.subjects:stack_only")
@@ -145,6 +145,18 @@ class TestDeviations:
         assert run.code == 0, run.out[-2000:]
         assert "deviation STK-002 for subject 'nobody' matches no property" in run.out
 
+    def test_entry_for_other_releases_is_inactive(self, run_cli, tmp_path):
+        """An entry whose ``when`` excludes the installed releases neither applies (the property
+        passes, no xpass) nor warns as unmatched."""
+        path = tmp_path / "deviations.toml"
+        path.write_text('[[deviation]]\nid = "STK-001"\nsubject = "stack_only"\n'
+                        'reason = "an old release"\nwhen = "tensordict<0.0.1"\n')
+        run = run_cli("check", *STACK_ONLY, "--area", "STK", *QUICK, "--deviations", str(path),
+                      report=True)
+        assert run.code == 0, run.out[-2000:]
+        assert run.outcome("stack_only", "STK-001") == "passed"
+        assert "matches no property" not in run.out
+
     def test_malformed_file_is_a_usage_error(self, run_cli, tmp_path):
         """A malformed deviations file stops the run with a message naming file and line."""
         path = tmp_path / "bad.toml"
@@ -152,6 +164,18 @@ class TestDeviations:
         run = run_cli("check", *STACK_ONLY, "--area", "STK", *QUICK, "--deviations", str(path))
         assert run.code not in (0, 1)
         assert f"{path}:1: deviation entry 1 lacks reason" in run.out
+
+
+class TestExampleBudget:
+    def test_spawning_capability_gets_the_parallel_budget(self, run_cli, tmp_path, monkeypatch):
+        """A subject whose serial_env ``spawns`` runs a serial_env property with the profile's
+        process-parallel example count (1 in quick), not its in-process count (8)."""
+        count = tmp_path / "count"
+        monkeypatch.setenv("COUNT_FILE", str(count))
+        run = run_cli("check", "--subject", "tests.subjects:counting_spawner", "--area", "SPEC",
+                      *QUICK, "--", "-k", "test_batch_size_is_number_of_tasks")
+        assert run.code == 0, run.out[-2000:]
+        assert count.read_text().count("built") == profiles.PROFILES["quick"].parallel_examples
 
 
 class TestPytestEntry:

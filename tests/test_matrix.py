@@ -44,3 +44,32 @@ class TestMatrix:
         run = run_cli("matrix", str(bad))
         assert run.code == 2
         assert f"{bad}: no 'subjects' object" in run.out
+
+    def test_each_subject_is_gated_against_itself(self, run_cli, tmp_path):
+        """Subjects are compared with themselves in the baseline report, never with each other;
+        a property that becomes a declared deviation is a regression too."""
+        def two(name: str, torchrl: str, ref: dict[str, str], trl: dict[str, str]) -> str:
+            path = tmp_path / f"{name}.json"
+            path.write_text(json.dumps({
+                "subjects": {s: {"properties": {p: {"outcome": o} for p, o in props.items()}}
+                             for s, props in (("reference", ref), ("torchrl", trl))},
+                "versions": {"torchrl": torchrl, "tensordict": "x"}}))
+            return str(path)
+
+        old = two("old", "0.12.0", {"EXC-003": "passed", "PAR-001": "passed"},
+                  {"EXC-003": "deviation", "PAR-001": "deviation"})
+        new = two("new", "0.14.1", {"EXC-003": "passed", "PAR-001": "passed"},
+                  {"EXC-003": "passed", "PAR-001": "deviation"})
+        run = run_cli("matrix", old, new)  # torchrl fails what reference passes: not a regression
+        assert run.code == 0, run.out
+        assert f"no regression against baseline report [0] {old}" in run.out
+        newer = two("newer", "0.15.0", {"EXC-003": "deviation", "PAR-001": "passed"},
+                    {"EXC-003": "passed", "PAR-001": "deviation"})
+        run = run_cli("matrix", old, new, newer, "--baseline", "1")
+        assert run.code == 1, run.out
+        assert "2 regression(s)" in run.out  # every other report is gated, older ones too
+        assert "EXC-003: passed in [torchrl @ torchrl 0.14.1 / tensordict x] but deviation in " \
+               "[torchrl @ torchrl 0.12.0 / tensordict x]" in run.out
+        assert "EXC-003: passed in [reference @ torchrl 0.14.1 / tensordict x] but deviation in " \
+               "[reference @ torchrl 0.15.0 / tensordict x]" in run.out
+        assert run_cli("matrix", old, "--baseline", "1").code == 2

@@ -130,6 +130,11 @@ class TestDeviationsFile:
         ('[[deviation]]\nid = "STK-001"\nsubject = "x"\nreason = "r"\nwhy = "?"\n',
          "unknown field(s) ['why']"),
         ('[[deviation]\nid = 1\n', "not valid TOML"),
+        ('[[deviation]]\nid = "STK-001"\nsubject = "x"\nreason = "r"\nwhen = "tensordict"\n',
+         "field 'when' of deviation entry 1: 'tensordict' must be a package name and version "
+         "specifiers only"),
+        ('[[deviation]]\nid = "STK-001"\nsubject = "x"\nreason = "r"\nwhen = "<0.14"\n',
+         "'<0.14' is not a requirement such as 'tensordict<0.14'"),
         ('title = "x"\n', "unexpected top-level key(s) ['title']"),
     ])
     def test_malformed_files_name_the_line(self, tmp_path, text, needle):
@@ -138,9 +143,23 @@ class TestDeviationsFile:
             load(self._write(tmp_path, text))
         assert needle in str(info.value)
 
+    def test_when_selects_the_releases_an_entry_holds_on(self, tmp_path):
+        """``when`` holds when every requirement matches the installed version; a package that
+        is not installed matches nothing."""
+        from importlib.metadata import version
+
+        td = version("tensordict")
+        entry = '[[deviation]]\nid = "STK-001"\nsubject = "x"\nreason = "r"\nwhen = "{}"\n'
+        cases = {f"tensordict=={td}": True, f"tensordict=={td}; torch>=1": True,
+                 f"tensordict!={td}": False, f"tensordict=={td}; torch<1": False,
+                 "no-such-package-xyz>=0": False, "": True}
+        for when, holds in cases.items():
+            (dev,) = load(self._write(tmp_path, entry.format(when)))
+            assert dev.applies() is holds, when
+
     def test_shipped_files_are_valid(self):
         """The deviations files shipped with the built-in subjects load without error."""
-        for name in ("reference", "torchrl"):
+        for name in ("reference", "torchrl", "torchrl-async-threading", "torchrl-async-mp"):
             for path in resolve(name).deviations:
                 for dev in load(path):
                     assert dev.subject == name, dev

@@ -8,9 +8,13 @@ A deviations file is TOML with one ``[[deviation]]`` table per entry::
     reason = "..."            # why: a finding, in one or two sentences
     fixed_in = "tensordict 0.16"   # optional
     reproducer = "..."        # optional: standalone snippet
+    when = "tensordict<0.14"  # optional: the releases it holds on (PEP 440 specifiers,
+                              # several joined by ";"); elsewhere the entry is inactive
 
 Entries are strict: a listed deviation that passes fails the run (xpassed); an entry that matches
-no property of the run warns.  A malformed file raises :class:`DeviationsError` naming the line.
+no property of the run warns, unless its ``when`` excludes the installed releases (then it is
+inactive: one file serves every release of a version matrix).  A malformed file raises
+:class:`DeviationsError` naming the line.
 """
 
 from __future__ import annotations
@@ -18,7 +22,10 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
 
 from conformance import catalogue
 
@@ -27,7 +34,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-_FIELDS = {"id", "subject", "reason", "fixed_in", "reproducer"}
+_FIELDS = {"id", "subject", "reason", "fixed_in", "reproducer", "when"}
 _REQUIRED = ("id", "subject", "reason")
 
 
@@ -44,7 +51,36 @@ class Deviation:
     reason: str
     fixed_in: str = ""
     reproducer: str = ""
+    when: str = ""
     source: str = ""  # "file:line", for messages
+
+    def applies(self) -> bool:
+        """Whether the installed releases satisfy every requirement in ``when`` (a package that
+        is not installed satisfies none)."""
+        for req in _requirements(self.when):
+            try:
+                installed = version(req.name)
+            except PackageNotFoundError:
+                return False
+            if not req.specifier.contains(installed, prereleases=True):
+                return False
+        return True
+
+
+def _requirements(when: str) -> list[Requirement]:
+    """Parse ``"tensordict<0.14; torchrl>=0.12"`` into requirements; ValueError names the part."""
+    out = []
+    for part in filter(None, (p.strip() for p in when.split(";"))):
+        try:
+            req = Requirement(part)
+        except InvalidRequirement as exc:
+            raise ValueError(f"{part!r} is not a requirement such as 'tensordict<0.14' ({exc})"
+                             ) from None
+        if not req.specifier or req.marker or req.extras or req.url:
+            raise ValueError(f"{part!r} must be a package name and version specifiers only, "
+                             "such as 'tensordict>=0.10,<0.14'")
+        out.append(req)
+    return out
 
 
 def _entry_lines(text: str) -> list[int]:
@@ -110,5 +146,10 @@ def load(path: str | Path) -> list[Deviation]:
             )
         if not entry["reason"].strip():
             raise DeviationsError(f"{where}: deviation entry {k + 1} has an empty reason")
+        try:
+            _requirements(entry.get("when", ""))
+        except ValueError as exc:
+            raise DeviationsError(f"{where}: field 'when' of deviation entry {k + 1}: {exc}"
+                                  ) from None
         out.append(Deviation(source=where, **entry))
     return out

@@ -96,6 +96,8 @@ def _async_subject(backend: str, name: str) -> Any:
         deviations=(deviations_file(name),),
         snippet={cap: f"from torchrl.envs import AsyncEnvPool\ndef {cap}(makers):\n{call}"
                  for cap in ("serial_env", "parallel_env")},
+        # the multiprocessing pool spawns one worker per task on every construction
+        spawns=("serial_env", "parallel_env") if backend == "multiprocessing" else (),
     )
 
 
