@@ -25,7 +25,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any, TypeVar
 
 import torch
-from tensordict import LazyStackedTensorDict, TensorDictBase, lazy_stack
+from tensordict import LazyStackedTensorDict, TensorDict, TensorDictBase, lazy_stack
 from torchrl.data import Composite, TensorSpec
 
 from reference import _worker
@@ -112,6 +112,8 @@ class _MultiTaskEnv:
         self._action_keys = [list(s.action.keys(True, True)) for s in specs]
         self._done_keys = [list(s.done.keys(True, True)) for s in specs]
         self._keep = [[*s.observation.keys(True, True), *s.done.keys(True, True)] for s in specs]
+        self._action_leaves = (list(self.full_action_spec.items(True, True))
+                               if type(self.full_action_spec) is Composite else None)
 
     def _single_leaf(self, part: str) -> TensorSpec:
         """The stacked leaf spec when every task has the one leaf ``part``, else the full spec."""
@@ -213,7 +215,13 @@ class _MultiTaskEnv:
     def rand_action(self, tensordict: TensorDictBase | None = None) -> TensorDictBase:
         """Draw one sample of the stacked action spec (global RNG, like torchrl) and write task i's
         part into element i of ``tensordict`` (or of a new lazy stack)."""
-        parts = [part.clone() for part in self.full_action_spec.rand().unbind(0)]
+        if self._action_leaves is None:  # a lazily stacked spec (the tasks' action specs differ)
+            parts = [part.clone() for part in self.full_action_spec.rand().unbind(0)]
+        else:  # Composite.rand's draws, in its (depth-first) order, without building a TensorDict
+            drawn = [(key, leaf.rand()) for key, leaf in self._action_leaves]
+            spec = self.full_action_spec
+            parts = [TensorDict({k: v[i].clone() for k, v in drawn}, spec.shape[1:], spec.device)
+                     for i in range(self.num_tasks)]
         if tensordict is None:
             return lazy_stack(parts, 0)
         elements = _elements(tensordict, self.num_tasks)
@@ -263,17 +271,15 @@ class _MultiTaskEnv:
             if break_when_any_done and any(self._done(td)):
                 break
             td = self._maybe_reset(td)
-        if not return_contiguous:
-            out = lazy_stack(steps, 1)
-        else:
-            keys = [set(e.keys(True, True)) for e in steps[0].unbind(0)]
-            exclusive = set.union(*keys) - set.intersection(*keys)
-            if exclusive:
-                raise ValueError("return_contiguous=True needs every key shared by all tasks; "
-                                 f"task-exclusive keys: {sorted(map(str, exclusive))}")
-            out = torch.stack([torch.stack(list(s.unbind(0)), 0) for s in steps], 1)
-        out.refine_names(..., "time")
-        return out
+        if not return_contiguous:  # (naming the stack dim at once: refine_names walks every step)
+            return LazyStackedTensorDict.lazy_stack(steps, 1, stack_dim_name="time")
+        keys = [set(e.keys(True, True)) for e in steps[0].unbind(0)]
+        exclusive = set.union(*keys) - set.intersection(*keys)
+        if exclusive:
+            raise ValueError("return_contiguous=True needs every key shared by all tasks; "
+                             f"task-exclusive keys: {sorted(map(str, exclusive))}")
+        out = torch.stack([torch.stack(list(s.unbind(0)), 0) for s in steps], 1)
+        return out.refine_names(..., "time")
 
 
 class SerialMultiTaskEnv(_MultiTaskEnv):
