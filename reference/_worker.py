@@ -11,6 +11,7 @@ worker's first answer carries its specs and buffers, then "step" and "reset" ans
 from __future__ import annotations
 
 import contextlib
+import os
 import pickle
 import traceback
 from multiprocessing.connection import Connection
@@ -76,8 +77,12 @@ def handle(env: Any, step: Any, command: str, arg: Any, ex: Exchange) -> Any:
     raise ValueError(f"unknown command {command!r}")
 
 
-def main(conn: Connection, maker_bytes: bytes) -> None:
-    """Build the env from ``maker_bytes``, send its specs and shared buffers, serve commands."""
+def main(conn: Connection, maker_bytes: bytes, environ: dict[str, str] | None = None) -> None:
+    """Build the env from ``maker_bytes``, send its specs and shared buffers, serve commands;
+    first replace the environment variables with ``environ`` (the parent's) if given."""
+    if environ is not None:
+        os.environ.clear()
+        os.environ.update(environ)
     try:
         import torch
 

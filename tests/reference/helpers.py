@@ -46,20 +46,28 @@ def make_actions(steps: int, tasks: int, seed: int = 0) -> torch.Tensor:
 
 
 def child_pids() -> set[int]:
-    """Live children of this process (from /proc), multiprocessing's resource tracker excluded."""
-    me, found = os.getpid(), set()
+    """Live (not zombie) descendants of this process, from /proc: forkserver workers are children
+    of multiprocessing's forkserver, which (like its resource tracker) serves the whole process
+    and is not counted itself."""
+    me, procs = os.getpid(), {}  # pid -> (parent pid, counted)
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                state, ppid = f.read().rsplit(")", 1)[1].split()[:2]
             with open(f"/proc/{entry}/cmdline", "rb") as f:
                 cmdline = f.read()
-        except (OSError, IndexError, ValueError):
+        except (OSError, ValueError):
             continue
-        if ppid == me and b"resource_tracker" not in cmdline:
-            found.add(int(entry))
+        # (workers forked by the forkserver share its command line: only the server is left out)
+        server = (int(ppid) == me and any(b"multiprocessing." + name in cmdline for name in
+                                          (b"resource_tracker", b"forkserver")))
+        procs[int(entry)] = (int(ppid), state != "Z" and not server)
+    found, parents = set(), {me}
+    while parents:
+        parents = {pid for pid, (ppid, _) in procs.items() if ppid in parents}
+        found |= {pid for pid in parents if procs[pid][1]}
     return found
 
 

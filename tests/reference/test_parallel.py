@@ -1,6 +1,7 @@
 """ParallelMultiTaskEnv: bit-identical to serial; failures surface in the parent, nothing hangs.
 
-Each spawned worker imports torch(rl) (seconds on 2 cores), so these tests are few and combined.
+Workers fork from a forkserver that imported torch(rl) once (a spawned worker imports them anew:
+seconds on 2 cores), so these tests are few and combined.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ import importlib
 import multiprocessing
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from reference.batched import ParallelMultiTaskEnv, SerialMultiTaskEnv
 from reference.errors import WorkerError
@@ -29,7 +32,7 @@ from tests.reference.helpers import (
 )
 
 BOUND = 30.0  # seconds: every worker failure must surface within this
-START = 300.0  # start_timeout: spawned workers import torchrl, slow on a loaded 2-core machine
+START = 300.0  # start_timeout: workers import torchrl, slow on a loaded 2-core machine
 
 
 def assert_no_workers(before: set[int]) -> None:
@@ -39,9 +42,12 @@ def assert_no_workers(before: set[int]) -> None:
     assert child_pids() <= before, f"children left: {child_pids() - before}"
 
 
-def test_parallel_matches_serial_then_killed_worker() -> None:
+@pytest.mark.parametrize("start_method", ["forkserver", "spawn"])
+def test_parallel_matches_serial_then_killed_worker(start_method: str) -> None:
     """50-step rollouts on 3 tasks are bit-identical serial vs parallel; a killed worker then
-    raises WorkerError (task index, exit code) and close leaves no child process."""
+    raises WorkerError (task index, exit code) and close leaves no child process. This process
+    has run torch ops on its intra-op threads first."""
+    torch.ones(1 << 22).add_(1)
     before = child_pids()
     makers = [t.maker() for t in THREE_TASKS]
     actions = make_actions(50, 3)
@@ -49,7 +55,7 @@ def test_parallel_matches_serial_then_killed_worker() -> None:
         last_seed = serial.set_seed(9)
         expected = serial.rollout(50, scripted_policy(actions))
         expected_reset = serial.reset()
-    with ParallelMultiTaskEnv(makers, start_timeout=START) as env:
+    with ParallelMultiTaskEnv(makers, start_method=start_method, start_timeout=START) as env:
         assert env.set_seed(9) == last_seed
         got = env.rollout(50, scripted_policy(actions))
         for i in range(3):
@@ -144,3 +150,32 @@ def test_silent_worker_times_out() -> None:
         ParallelMultiTaskEnv([functools.partial(time.sleep, 600)], timeout=2.0)
     assert info.value.task_index == 0 and time.monotonic() - start < BOUND
     assert_no_workers(before)
+
+
+def test_forkserver_preload_error_is_reported(tmp_path: Path) -> None:
+    """A preloaded module raising other than ImportError kills the forkserver: the worker is then
+    spawned, imports it itself and reports the error (fresh interpreter: a fresh forkserver)."""
+    (tmp_path / "fragile_dep.py").write_text(
+        "import os\n"
+        "if os.getpid() != int(os.environ['FRAGILE_PARENT']):\n"
+        "    raise AttributeError(\"module 'mpmath' has no attribute 'rational'\")\n"
+        "def make():\n"
+        "    raise AssertionError('never built')\n")
+    (tmp_path / "check.py").write_text(
+        "import functools, os\n"
+        "from reference import WorkerError, batched\n"
+        "if __name__ == '__main__':\n"
+        "    os.environ['FRAGILE_PARENT'] = str(os.getpid())\n"
+        "    import fragile_dep\n"
+        "    batched.PRELOAD.insert(0, 'fragile_dep')\n"
+        "    try:\n"
+        "        batched.ParallelMultiTaskEnv([functools.partial(fragile_dep.make)],\n"
+        f"                                     start_timeout={START})\n"
+        "    except WorkerError as err:\n"
+        "        print('task', err.task_index, 'mpmath' in err.worker_traceback)\n")
+    root = str(Path(__file__).parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), root])}
+    out = subprocess.run([sys.executable, str(tmp_path / "check.py")], env=env, cwd=root,
+                         capture_output=True, text=True, timeout=START)
+    assert "task 0 True" in out.stdout, out.stdout + out.stderr
+    assert "AttributeError: module 'mpmath'" in out.stderr  # the forkserver's own report
