@@ -250,7 +250,7 @@ def pytest_runtest_call(item: pytest.Item):  # type: ignore[no-untyped-def]
     prof = profiles.active()
     subj = getattr(item, "callspec", None) and item.callspec.params.get("subject")
     spawns = (marker is not None and subj is not None and current is not None
-              and current.max_examples == prof.max_examples  # a default-kind property
+              and getattr(fn, "_conformance_kind", "") != "parallel"
               and bool(set(getattr(subj, "spawns", ())) & set(catalogue.get(marker.args[0]).needs)))
     if current is None or marker is None or not (deviation or no_shrink or spawns):
         yield
@@ -263,7 +263,7 @@ def pytest_runtest_call(item: pytest.Item):  # type: ignore[no-untyped-def]
     if deviation:
         changes["derandomize"] = True
     if spawns:  # each example starts worker processes: the process-parallel budget
-        changes["max_examples"] = prof.parallel_examples
+        changes["max_examples"] = min(current.max_examples, prof.parallel_examples)
     fn._hypothesis_internal_use_settings = settings(current, **changes)  # type: ignore[union-attr]
     try:
         yield

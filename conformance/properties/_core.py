@@ -48,6 +48,7 @@ def prop(prop_id: str, kind: str = "default", helpers: tuple[Any, ...] = ()) -> 
         else:  # a plain example-based property: record its (empty) example for the reproducer
             test = _record(prop_id, test, helpers)
         test.__doc__ = entry.statement
+        test._conformance_kind = kind  # type: ignore[attr-defined]  # (the plugin reads it)
         return pytest.mark.conformance(prop_id)(test)  # type: ignore[no-any-return]
 
     return decorate
