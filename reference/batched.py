@@ -347,9 +347,8 @@ def _shutdown(procs: list[BaseProcess], conns: list[Connection], grace: float) -
     conns.clear()
 
 
-# Imported once by the forkserver, so that each worker forks from it with torch(rl) loaded: ms to
-# start instead of the seconds of importing them anew. The forkserver ignores an ImportError here
-# (the worker imports the module itself and reports it); any other error kills it: see _launch.
+# Imported once by the forkserver (an ImportError is ignored there; any other error kills it: see
+# _launch), so that workers fork from it ready: milliseconds instead of seconds of imports.
 PRELOAD = ["torch", "tensordict", "torchrl.envs", "reference._worker"]
 
 
@@ -405,22 +404,19 @@ class ParallelMultiTaskEnv(_MultiTaskEnv):
         return [EnvSpecs(*got[i][0]) for i in range(self.num_tasks)]
 
     def _launch(self, i: int, child: Connection, blob: bytes) -> BaseProcess:
-        """Start task i's worker, with this process's environment variables (what spawn gives;
-        the forkserver's are those of its start). If the forkserver cannot start it (a preloaded
-        module raised other than ImportError: the server died), spawn it: the worker imports
-        that module itself and reports the error with its traceback."""
-        def start(ctx: Any) -> BaseProcess:
+        """Start task i's worker with this process's environment variables. If the forkserver
+        cannot (it died: a preloaded module raised other than ImportError), spawn it instead:
+        the worker then imports that module itself and reports the error with its traceback."""
+        for ctx in (self._ctx, mp.get_context("spawn")):
             proc = ctx.Process(target=_worker.main, args=(child, blob, dict(os.environ)),
                                daemon=True, name=f"reference-task-{i}")
-            proc.start()
-            return proc
-
-        try:
-            return start(self._ctx)
-        except (EOFError, ConnectionError):
-            if self._ctx.get_start_method() != "forkserver":
-                raise
-            return start(mp.get_context("spawn"))
+            try:
+                proc.start()
+                break
+            except (EOFError, ConnectionError):
+                if ctx.get_start_method() != "forkserver":
+                    raise
+        return proc
 
     def _collect(self, tasks: Iterable[int], doing: str, timeout: float | None = None,
                  ) -> dict[int, Any]:
