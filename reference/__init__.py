@@ -1,7 +1,7 @@
 """The oracle: minimal, obviously-correct multi-task envs and a partial-tolerant policy.
 
 Importing this package is light (no torch): public names load lazily from their modules, so a
-spawned worker (``reference._worker``) can report an import failure of torch/torchrl itself.
+worker process (``reference._worker``) can report an import failure of torch/torchrl itself.
 """
 
 from __future__ import annotations
