@@ -5,12 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from tensordict import LazyStackedTensorDict, TensorDict, TensorDictBase, lazy_stack
+from tensordict import LazyStackedTensorDict, TensorDict, TensorDictBase
 from tensordict.nn import TensorDictModuleBase
 
 __all__ = ["PartialTolerantSequential", "leaves"]
 
 Path = tuple[int, ...]
+
+
+def _leaves(td: TensorDictBase) -> list[TensorDictBase]:
+    """The tensordicts of ``leaves(td)`` without their paths (only an error message needs one)."""
+    if isinstance(td, LazyStackedTensorDict):
+        return [leaf for sub in td.tensordicts
+                for leaf in (_leaves(sub) if isinstance(sub, LazyStackedTensorDict) else (sub,))]
+    return [td]
 
 
 def leaves(td: TensorDictBase, path: Path = ()) -> list[tuple[Path, TensorDictBase]]:
@@ -49,43 +57,69 @@ class PartialTolerantSequential(TensorDictModuleBase):
                          for m in modules for k in m.out_keys}
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
-        # Partition the leaves by layout: batch size, and shape and dtype (or absence) of every
-        # key a module reads. A module treats the leaves of one part alike (it reads the same
-        # keys from each or skips them all, and writes rows of one output into each), so the
-        # per-leaf Python work (~1 us per TensorDict call) is done once, not once per module.
-        reads = self._reads
-        layouts: dict[tuple[Any, ...], list[tuple[Path, TensorDictBase, list[Any]]]] = {}
-        for path, leaf in leaves(tensordict):
-            get = dict(leaf.items()).get  # (for a top-level key, the object leaf.get returns)
-            values = [get(k) if isinstance(k, str) else leaf.get(k, None) for k in reads]
-            layout = (leaf.batch_size, *[None if v is None else (v.shape, v.dtype) for v in values])
-            layouts.setdefault(layout, []).append((path, leaf, values))
-        # Per part: its first leaf's path, a lazy stack of its leaves (writes go through it) and
-        # the current stacked value of each key it holds among ``reads`` and the modules' outputs.
-        parts = [(members[0][0], lazy_stack([leaf for _, leaf, _ in members], 0),
-                  {k: torch.stack([vs[i] for _, _, vs in members])
-                   for i, k in enumerate(reads) if members[0][2][i] is not None})
-                 for members in layouts.values()]
+        # Speed: Python work per leaf (each tensordict call costs ~0.1-1 us) is what a big
+        # stack pays for, so the leaves are read once per call, not once per module. One pass
+        # groups them by batch size and key set, reading each leaf's entries without a copy: a
+        # TensorDict's items() is a view of its dict and ``.mapping`` that dict, read-only (other
+        # tensordict types get a dict copy). Safe: nothing is written before the values are
+        # read below. Unread keys in the group key only make groups finer; a module still runs
+        # once per signature, since calls merge parts below.
+        groups: dict[tuple[Any, ...], tuple[list[TensorDictBase], list[Any]]] = {}
+        for leaf in _leaves(tensordict):
+            items = leaf.items()
+            entries = getattr(items, "mapping", None) or dict(items)
+            group = groups.get((leaf.batch_size, *entries))
+            if group is None:
+                group = groups[(leaf.batch_size, *entries)] = ([], [])
+            group[0].append(leaf)
+            group[1].append(entries)
+        # Parts: leaves that also agree in shape and dtype of every key a module reads, so each
+        # such key stacks into one tensor; checked per key over a group (one set of layouts),
+        # not per leaf. A top-level key is in all of a group's leaves or in none; a nested key
+        # may be absent (None) from some.
+        parts = []
+        for members, entries in groups.values():
+            columns = {k: [e[k] for e in entries] if isinstance(k, str)
+                       else [leaf.get(k, None) for leaf in members]
+                       for k in self._reads if not isinstance(k, str) or k in entries[0]}
+            if all(len({v if v is None else (v.shape, v.dtype) for v in column}) == 1
+                   for column in columns.values()):
+                chunks = [(members, columns)]
+            else:  # (rare) split the group by each leaf's own layout
+                rows = list(zip(*[[v if v is None else (v.shape, v.dtype) for v in c]
+                                  for c in columns.values()], strict=True))
+                chunks = [([members[i] for i in idx], {k: [c[i] for i in idx]
+                                                       for k, c in columns.items()})
+                          for idx in ([i for i, r in enumerate(rows) if r == row]
+                                      for row in dict.fromkeys(rows))]
+            for part, cols in chunks:
+                # A lazy stack of the part's leaves (writes go through it: one unbind, then a
+                # validated set per leaf) and the current stacked value of each key it holds.
+                parts.append((part, LazyStackedTensorDict(*part, stack_dim=0),
+                              {k: torch.stack(c) for k, c in cols.items() if c[0] is not None}))
         for index, module in enumerate(self.module):
             calls: dict[tuple[Any, ...], list[tuple[Any, dict[Any, Any]]]] = {}
-            for path, stacked, current in parts:
+            for part, stacked, current in parts:
                 missing = [k for k in module.in_keys if k not in current]
                 if missing and not self.partial_tolerant:
+                    path = next(p for p, leaf in leaves(tensordict) if leaf is part[0])
                     raise KeyError(f"module {index} ({module!r}) needs in_key {missing[0]!r}, "
                                    f"missing from the leaf at index path {path} of the input")
                 if not missing:
-                    signature = (stacked.batch_size[1:], *[(current[k].shape[1:], current[k].dtype)
-                                                           for k in module.in_keys])
+                    signature = (part[0].batch_size, *[(current[k].shape[1:], current[k].dtype)
+                                                       for k in module.in_keys])
                     calls.setdefault(signature, []).append((stacked, current))
             for (leaf_batch, *_), group in calls.items():
-                batch = TensorDict({}, batch_size=[sum(len(s) for s, _ in group), *leaf_batch])
-                for k in module.in_keys:  # (cat copies: a module never sees the cache itself)
-                    batch.set(k, torch.cat([current[k] for _, current in group]))
+                # One call per group of parts (cat copies: a module never sees the cache itself).
+                batch = TensorDict({k: torch.cat([current[k] for _, current in group])
+                                    for k in module.in_keys},
+                                   batch_size=[sum(len(s) for s, _ in group), *leaf_batch])
                 out = module(batch)
+                values = [out.get(k) for k in module.out_keys]
                 start = 0
                 for stacked, current in group:
-                    for k in module.out_keys:
-                        current[k] = out.get(k)[start:start + len(stacked)]
+                    for k, value in zip(module.out_keys, values, strict=True):
+                        current[k] = value[start:start + len(stacked)]
                         stacked.set(k, current[k])  # row i lands in the part's leaf i
                         for r in self._related[k]:
                             current[r] = stacked.get(r, None)
@@ -99,3 +133,4 @@ def _overlap(a: Any, b: Any) -> bool:
     """Whether one nested key is a prefix of the other."""
     a, b = (a,) if isinstance(a, str) else a, (b,) if isinstance(b, str) else b
     return a[:len(b)] == b[:len(a)]
+

@@ -101,3 +101,26 @@ class TestPartialTolerantSequential:
         message = str(info.value)
         assert "module 1" in message and "'obs_a'" in message and "index path (1,)" in message
         assert "TensorDictModule" in message
+
+    def test_one_call_across_key_sets(self) -> None:
+        """Leaves that differ only in keys no module reads (or in key order) still share one
+        call per module."""
+        policy, calls = make_policy()
+        tds = [element(i % 2, i) for i in range(6)]
+        tds[2]["done"] = torch.zeros(1, dtype=torch.bool)
+        tds[4] = TensorDict({k: tds[4][k] for k in reversed(list(tds[4].keys()))})
+        stack = lazy_stack(tds, 0)
+        policy(stack)
+        assert calls == {"backbone": 1, "a": 1, "b": 1}
+        for i in range(6):
+            alone = policy(element(i % 2, i))
+            torch.testing.assert_close(stack[i]["action"], alone["action"])
+
+    def test_nested_key_absent_from_some(self) -> None:
+        """A nested in_key missing from some leaves of a group: the module skips those only."""
+        module = TensorDictModule(lambda x: x * 2, [("n", "x")], ["y"])
+        tds = [TensorDict({"n": TensorDict({"x": torch.ones(2) * i} if i != 1 else {})})
+               for i in range(3)]
+        PartialTolerantSequential(module)(lazy_stack(tds, 0))
+        assert "y" not in tds[1].keys()
+        assert [t["y"].tolist() for t in (tds[0], tds[2])] == [[0.0, 0.0], [4.0, 4.0]]
