@@ -241,7 +241,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def pytest_runtest_call(item: pytest.Item):  # type: ignore[no-untyped-def]
     """Run declared deviations derandomized and unshrunk (their entry carries the reproducer):
     a deviation then fails or passes the same way every run, so strictness cannot flake, and it
-    costs no shrinking.  ``--conformance-no-shrink`` drops shrinking for every property."""
+    costs no shrinking.  ``--conformance-no-shrink`` drops shrinking for every property.  A
+    property needing a capability the subject ``spawns`` gets the process-parallel example count
+    and no shrinking (each example and shrink step starts worker processes)."""
     fn = getattr(item, "obj", None)
     current = getattr(fn, "_hypothesis_internal_use_settings", None)
     marker = item.get_closest_marker(MARKER)
@@ -258,7 +260,7 @@ def pytest_runtest_call(item: pytest.Item):  # type: ignore[no-untyped-def]
     from hypothesis import Phase, settings
 
     changes: dict[str, Any] = {}
-    if deviation or no_shrink:
+    if deviation or no_shrink or spawns:  # (a shrink step of a spawning subject starts workers)
         changes["phases"] = [Phase.explicit, Phase.reuse, Phase.generate]
     if deviation:
         changes["derandomize"] = True

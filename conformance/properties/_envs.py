@@ -97,15 +97,15 @@ def task_trajectory(rollout: Any, i: int) -> list[Any]:
 
 
 def child_pids() -> set[int]:
-    """PIDs of this process's live children (zombies excluded), read from /proc.
+    """PIDs of this process's live descendants (zombies excluded), read from /proc.
 
     multiprocessing's resource tracker and forkserver are left out: they are started once, on
-    first use, and serve the whole process, not one env.
+    first use, and serve the whole process, not one env; the workers a forkserver forks are
+    grandchildren of this process, and counted.
     """
     import os
 
-    me = os.getpid()
-    out = set()
+    parent, alive, shared = {}, set(), set()
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -116,13 +116,19 @@ def child_pids() -> set[int]:
                 cmdline = fh.read()
         except (OSError, IndexError):
             continue
-        if int(fields[1]) != me or fields[0] == "Z":
-            continue
-        if any(b"multiprocessing." + name in cmdline for name in (b"resource_tracker",
-                                                                  b"forkserver")):
-            continue
-        out.add(int(entry))
-    return out
+        pid = int(entry)
+        parent[pid] = int(fields[1])
+        if fields[0] != "Z":
+            alive.add(pid)
+        if parent[pid] == os.getpid() and any(
+                b"multiprocessing." + name in cmdline for name in (b"resource_tracker",
+                                                                   b"forkserver")):
+            shared.add(pid)  # (a forkserver's workers carry its command line: only it is shared)
+    out, frontier = set(), {os.getpid()}
+    while frontier:
+        frontier = {pid for pid, ppid in parent.items() if ppid in frontier} - out
+        out |= frontier
+    return (out & alive) - shared
 
 
 def children_left(before: set[int], grace: float = 5.0) -> list[str]:

@@ -534,7 +534,8 @@ def parity_machine(subject: Any) -> type[RuleBasedStateMachine]:
 
             self.tasks = ts.tasks
             makers = [t.maker() for t in self.tasks]
-            self.envs = [subject.serial_env(makers), SerialMultiTaskEnv(makers)]
+            self.envs.append(subject.serial_env(makers))  # kept at once: teardown closes it
+            self.envs.append(SerialMultiTaskEnv(makers))
             self.record()
             self.reset()
             self.partial_reset(data)

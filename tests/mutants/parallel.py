@@ -13,7 +13,7 @@ from typing import Any
 from tensordict import lazy_stack
 
 from conformance.subject import Subject
-from reference import SerialMultiTaskEnv, WorkerError
+from reference import ParallelMultiTaskEnv, SerialMultiTaskEnv, WorkerError
 
 
 class _PermutedActions(SerialMultiTaskEnv):
@@ -115,6 +115,17 @@ class _LeaksChild(SerialMultiTaskEnv):
         self._helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(20)"])
 
 
+class _ForgetsWorkers(ParallelMultiTaskEnv):
+    """close() marks the env closed but never stops its workers, which a forkserver forked: they
+    are grandchildren of the process, so only a scan of every descendant sees them left."""
+
+    def __init__(self, makers: Any) -> None:
+        super().__init__(makers, start_method="forkserver")
+
+    def close(self) -> None:
+        self._finalizer.detach()  # (they exit when the env is collected: their pipes close)
+
+
 class _CloseOnce(SerialMultiTaskEnv):
     """close() raises when the env is closed already."""
 
@@ -177,6 +188,11 @@ def leaks_child() -> Subject:
     return Subject("leaks_child", parallel_env=_LeaksChild)
 
 
+def forgets_workers() -> Subject:
+    """parallel_env's close() leaves its forkserver workers running."""
+    return Subject("forgets_workers", parallel_env=_ForgetsWorkers)
+
+
 def close_once() -> Subject:
     """parallel_env's second close() raises."""
     return Subject("close_once", parallel_env=_CloseOnce)
@@ -197,5 +213,6 @@ KILLS = {
     "anonymous_errors": ["PAR-008", "PAR-009"],
     "leaks_child": ["PAR-008", "PAR-010"],
     "close_once": ["PAR-010"],
+    "forgets_workers": ["PAR-008", "PAR-009", "PAR-010"],
     "stale_after_rollout": ["PAR-011"],
 }
