@@ -100,15 +100,19 @@ def test_init_raises_in_worker() -> None:
     assert_no_workers(before)
 
 
+# A module that imports in the parent but raises in any other process (the tutorial's mpmath crash).
+FRAGILE_DEP = (
+    "import os\n"
+    "if os.getpid() != int(os.environ['FRAGILE_PARENT']):\n"
+    "    raise AttributeError(\"module 'mpmath' has no attribute 'rational'\")\n"
+    "def make():\n"
+    "    raise AssertionError('never built')\n")
+
+
 def test_import_error_only_in_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A dependency that imports in the parent but fails in the worker (the tutorial's mpmath
     crash) is reported in the parent with the task index and the worker's traceback."""
-    (tmp_path / "fragile_dep.py").write_text(
-        "import os\n"
-        "if os.getpid() != int(os.environ['FRAGILE_PARENT']):\n"
-        "    raise AttributeError(\"module 'mpmath' has no attribute 'rational'\")\n"
-        "def make():\n"
-        "    raise AssertionError('never built')\n")
+    (tmp_path / "fragile_dep.py").write_text(FRAGILE_DEP)
     monkeypatch.setenv("FRAGILE_PARENT", str(os.getpid()))
     monkeypatch.syspath_prepend(str(tmp_path))
     maker = functools.partial(importlib.import_module("fragile_dep").make)
@@ -155,12 +159,7 @@ def test_silent_worker_times_out() -> None:
 def test_forkserver_preload_error_is_reported(tmp_path: Path) -> None:
     """A preloaded module raising other than ImportError kills the forkserver: the worker is then
     spawned, imports it itself and reports the error (fresh interpreter: a fresh forkserver)."""
-    (tmp_path / "fragile_dep.py").write_text(
-        "import os\n"
-        "if os.getpid() != int(os.environ['FRAGILE_PARENT']):\n"
-        "    raise AttributeError(\"module 'mpmath' has no attribute 'rational'\")\n"
-        "def make():\n"
-        "    raise AssertionError('never built')\n")
+    (tmp_path / "fragile_dep.py").write_text(FRAGILE_DEP)
     (tmp_path / "check.py").write_text(
         "import functools, os\n"
         "from reference import WorkerError, batched\n"
