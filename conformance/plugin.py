@@ -271,9 +271,8 @@ def pytest_runtest_call(item: pytest.Item):  # type: ignore[no-untyped-def]
         return
     from hypothesis import Phase, settings
 
-    changes: dict[str, Any] = {}
-    if deviation or no_shrink or spawns:  # (a shrink step of a spawning subject starts workers)
-        changes["phases"] = [Phase.explicit, Phase.reuse, Phase.generate]
+    # no shrinking in every case here (a spawning subject's shrink step starts workers)
+    changes: dict[str, Any] = {"phases": [Phase.explicit, Phase.reuse, Phase.generate]}
     if deviation:
         changes["derandomize"] = True
     if spawns:  # each example starts worker processes: the process-parallel budget

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 import torch
 from tensordict import TensorDictBase
 
+from conformance.properties._envs import child_pids  # noqa: F401  (re-exported)
 from reference.tasks import KeySpec, TaskSpec
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -43,32 +44,6 @@ def scripted_policy(actions: torch.Tensor) -> Callable[[TensorDictBase], TensorD
 def make_actions(steps: int, tasks: int, seed: int = 0) -> torch.Tensor:
     """Pre-generated actions in [-1, 1], shape [steps, tasks, 2]."""
     return torch.rand(steps, tasks, 2, generator=torch.Generator().manual_seed(seed)) * 2 - 1
-
-
-def child_pids() -> set[int]:
-    """Live (not zombie) descendants of this process, from /proc: forkserver workers are children
-    of multiprocessing's forkserver, which (like its resource tracker) serves the whole process
-    and is not counted itself."""
-    me, procs = os.getpid(), {}  # pid -> (parent pid, counted)
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                state, ppid = f.read().rsplit(")", 1)[1].split()[:2]
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmdline = f.read()
-        except (OSError, ValueError):
-            continue
-        # (workers forked by the forkserver share its command line: only the server is left out)
-        server = (int(ppid) == me and any(b"multiprocessing." + name in cmdline for name in
-                                          (b"resource_tracker", b"forkserver")))
-        procs[int(entry)] = (int(ppid), state != "Z" and not server)
-    found, parents = set(), {me}
-    while parents:
-        parents = {pid for pid, (ppid, _) in procs.items() if ppid in parents}
-        found |= {pid for pid in parents if procs[pid][1]}
-    return found
 
 
 def leaf_items(td: TensorDictBase) -> dict[object, torch.Tensor]:
