@@ -74,29 +74,29 @@ class PartialTolerantSequential(TensorDictModuleBase):
             group[0].append(leaf)
             group[1].append(entries)
         # Parts: leaves that also agree in shape and dtype of every key a module reads, so each
-        # such key stacks into one tensor; checked per key over a group (one set of layouts),
-        # not per leaf. A top-level key is in all of a group's leaves or in none; a nested key
-        # may be absent (None) from some.
+        # such key stacks into one tensor (checked per key over a group, not per leaf). A
+        # top-level key is in all of a group's leaves or in none; a nested key may be absent
+        # (None) from some.
         parts = []
         for members, entries in groups.values():
             columns = {k: [e[k] for e in entries] if isinstance(k, str)
                        else [leaf.get(k, None) for leaf in members]
                        for k in self._reads if not isinstance(k, str) or k in entries[0]}
-            if all(len({v if v is None else (v.shape, v.dtype) for v in column}) == 1
-                   for column in columns.values()):
-                chunks = [(members, columns)]
+            current = _stack(columns)
+            if current is not None:
+                chunks = [(members, current)]
             else:  # (rare) split the group by each leaf's own layout
                 rows = list(zip(*[[v if v is None else (v.shape, v.dtype) for v in c]
                                   for c in columns.values()], strict=True))
-                chunks = [([members[i] for i in idx], {k: [c[i] for i in idx]
-                                                       for k, c in columns.items()})
+                chunks = [([members[i] for i in idx], {k: torch.stack([c[i] for i in idx])
+                                                       for k, c in columns.items()
+                                                       if c[idx[0]] is not None})
                           for idx in ([i for i, r in enumerate(rows) if r == row]
                                       for row in dict.fromkeys(rows))]
-            for part, cols in chunks:
+            for part, current in chunks:
                 # A lazy stack of the part's leaves (writes go through it: one unbind, then a
                 # validated set per leaf) and the current stacked value of each key it holds.
-                parts.append((part, LazyStackedTensorDict(*part, stack_dim=0),
-                              {k: torch.stack(c) for k, c in cols.items() if c[0] is not None}))
+                parts.append((part, LazyStackedTensorDict(*part, stack_dim=0), current))
         for index, module in enumerate(self.module):
             calls: dict[tuple[Any, ...], list[tuple[Any, dict[Any, Any]]]] = {}
             for part, stacked, current in parts:
@@ -127,6 +127,24 @@ class PartialTolerantSequential(TensorDictModuleBase):
                                 del current[r]
                     start += len(stacked)
         return tensordict
+
+
+def _stack(columns: dict[Any, list[Any]]) -> dict[Any, torch.Tensor] | None:
+    """Each column's values stacked (a column of None left out), or None if a column's values
+    differ in dtype or shape, or only some are None. Speed: only dtypes are compared here (a
+    shape costs a ``torch.Size`` per value); torch.stack raises on differing shapes itself, but
+    would silently promote differing dtypes."""
+    out = {}
+    for key, column in columns.items():
+        dtypes = {getattr(v, "dtype", None) for v in column}
+        if len(dtypes) != 1:
+            return None
+        if None not in dtypes:
+            try:
+                out[key] = torch.stack(column)
+            except RuntimeError:
+                return None
+    return out
 
 
 def _overlap(a: Any, b: Any) -> bool:
