@@ -298,13 +298,15 @@ def check_dmcontrol() -> Check:
 
 
 def check_start_methods() -> Check:
-    """The multiprocessing start methods on offer (parallel envs spawn their workers)."""
+    """The multiprocessing start methods on offer (torchrl's ParallelEnv spawns its workers; the
+    reference forks them from a forkserver, falling back to spawn)."""
     methods = multiprocessing.get_all_start_methods()
     default = multiprocessing.get_start_method(allow_none=True) or methods[0]
     ok = "spawn" in methods
-    return Check("start methods", ok, f"{', '.join(methods)} (default {default}; parallel "
-                 "envs use spawn)", "" if ok else "this platform cannot spawn workers: "
-                 "PAR/SCN parallel properties will fail", blocking=False)
+    return Check("start methods", ok, f"{', '.join(methods)} (default {default}; torchrl "
+                 "ParallelEnv uses spawn, the reference forkserver)",
+                 "" if ok else "this platform cannot spawn workers: PAR/SCN parallel properties "
+                 "will fail", blocking=False)
 
 
 def check_mujoco_gl() -> Check:
