@@ -1,7 +1,7 @@
 """The oracle: minimal, obviously-correct multi-task envs and a partial-tolerant policy.
 
-Importing this package is light (no torch): public names load lazily from their modules, so a
-worker process (``reference._worker``) can report an import failure of torch/torchrl itself.
+Importing it is light (no torch): names load lazily from their modules, so a worker process
+(``reference._worker``) can report an import failure of torch/torchrl itself.
 """
 
 from __future__ import annotations
@@ -9,22 +9,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_EXPORTS = {
-    "KeySpec": "reference.tasks",
-    "TaskSpec": "reference.tasks",
-    "TaskEnv": "reference.tasks",
-    "EnvSpecs": "reference.batched",
-    "SerialMultiTaskEnv": "reference.batched",
-    "ParallelMultiTaskEnv": "reference.batched",
-    "check_shared_specs": "reference.batched",
-    "SpecMismatchError": "reference.errors",
-    "WorkerError": "reference.errors",
-    "PartialTolerantSequential": "reference.policy",
-    "humanoid_maker": "reference.dmc",
-    "stand_maker": "reference.dmc",
-    "walk_maker": "reference.dmc",
-    "make_humanoid": "reference.dmc",
-}
+_EXPORTS = {name: f"reference.{module}" for module, names in {
+    "tasks": ("KeySpec", "TaskSpec", "TaskEnv"),
+    "batched": ("EnvSpecs", "SerialMultiTaskEnv", "ParallelMultiTaskEnv", "check_shared_specs"),
+    "errors": ("SpecMismatchError", "WorkerError"),
+    "policy": ("PartialTolerantSequential",),
+    "dmc": ("humanoid_maker", "stand_maker", "walk_maker", "make_humanoid"),
+}.items() for name in names}
 __all__ = sorted(_EXPORTS)
 
 

@@ -1,13 +1,11 @@
 """Multi-task batched envs: one env per task, run in this process or one worker process each.
 
-Same duck-typed API and semantics as torchrl's ``SerialEnv`` / ``ParallelEnv`` given a list of
-makers, without torchrl's batched machinery: data is a lazy stack along dim 0 whose element i is
-task i's TensorDict (keys shared by all tasks show at the stack level, exclusive keys only in their
-task's element). Deliberate differences from torchrl 0.14: rollout's ``break_when_any_done``
-defaults to False; moving "next" to the root takes *every* observation key of each task (like
-ParallelEnv; SerialEnv moves only shared ones, leaving exclusive root entries stale) and drops the
-action; ``reset(td)`` returns a new stack whose unmasked tasks carry the env's current data
-(torchrl updates ``td`` in place); a task env's exception is a WorkerError, and closes the env.
+torchrl's ``SerialEnv`` / ``ParallelEnv`` API and semantics given a list of makers; data is a lazy
+stack along dim 0 whose element i is task i's TensorDict. Deliberate differences from torchrl 0.14:
+rollout's ``break_when_any_done`` defaults to False; moving "next" to the root takes every
+observation key of each task (SerialEnv: only shared ones) and drops the action; ``reset(td)``
+returns a new stack (torchrl updates ``td``); a task env's exception is a WorkerError, and closes
+the env.
 """
 
 from __future__ import annotations
@@ -57,8 +55,7 @@ class EnvSpecs:
 def check_shared_specs(specs: Sequence[EnvSpecs]) -> None:
     """Raise SpecMismatchError if a leaf key present in every task has two shapes or dtypes."""
     leaves = [s.leaves() for s in specs]
-    shared = [k for k in leaves[0] if all(k in lv for lv in leaves)]
-    for key in shared:
+    for key in [k for k in leaves[0] if all(k in lv for lv in leaves)]:
         first = leaves[0][key]
         for i, lv in enumerate(leaves[1:], 1):
             if (lv[key].shape, lv[key].dtype) != (first.shape, first.dtype):
@@ -70,7 +67,7 @@ def check_shared_specs(specs: Sequence[EnvSpecs]) -> None:
 
 
 def _elements(td: TensorDictBase, n: int) -> list[TensorDictBase]:
-    """Per-task elements: the stacked objects of a lazy stack along dim 0, else ``unbind(0)``."""
+    """Per-task elements (``unbind(0)``: a lazy stack's own tensordicts)."""
     if td.batch_size[:1] != torch.Size([n]):
         raise ValueError(f"expected a tensordict with batch_size [{n}, ...] (one element per task)"
                          f", got {list(td.batch_size)}")
@@ -85,8 +82,9 @@ def _restack(td: TensorDictBase, elements: list[TensorDictBase]) -> TensorDictBa
 
 
 class _MultiTaskEnv:
-    """Shared logic; subclasses provide ``_start`` (returns specs, sets ``_ex``: one
-    ``_worker.Exchange`` per task), ``_run`` and ``close``."""
+    """Shared logic. Subclasses provide ``_start`` (returns the specs, sets ``_ex``: one
+    ``_worker.Exchange`` per task), ``_run({task: (command, arg)})`` (commands "reset", "step",
+    "set_seed"; returns fresh results per task), ``close`` and ``is_closed``."""
 
     def __init__(self, makers: Iterable[Maker]) -> None:
         self._makers = list(makers)
@@ -101,11 +99,9 @@ class _MultiTaskEnv:
             self.close()
             raise
         self.task_specs: list[EnvSpecs] = specs
-        stacked = {p: torch.stack([getattr(s, p) for s in specs], 0) for p in _worker.PARTS}
-        self.full_observation_spec = self.observation_spec = stacked["observation"]
-        self.full_action_spec = stacked["action"]
-        self.full_reward_spec = stacked["reward"]
-        self.full_done_spec = self.done_spec = stacked["done"]
+        for part in _worker.PARTS:  # full_observation_spec = stack of the tasks' specs, etc.
+            setattr(self, f"full_{part}_spec", torch.stack([getattr(s, part) for s in specs], 0))
+        self.observation_spec, self.done_spec = self.full_observation_spec, self.full_done_spec
         self.action_spec = self._single_leaf("action")
         self.reward_spec = self._single_leaf("reward")
         self._current: list[TensorDictBase | None] = [None] * self.num_tasks
@@ -122,25 +118,10 @@ class _MultiTaskEnv:
             return getattr(self, f"full_{part}_spec")
         return torch.stack([getattr(s, part)[part] for s in self.task_specs], 0)
 
-    # -- transport, implemented by subclasses ------------------------------------------------
-    def _start(self) -> list[EnvSpecs]:
-        raise NotImplementedError
-
     def _fail(self, i: int, what: str, err: BaseException) -> WorkerError:
         tb = traceback.format_exc()
         self.close()
         return WorkerError(f"task {i}: {what} raised {type(err).__name__}: {err}", i, tb)
-
-    def _run(self, calls: dict[int, tuple[str, Any]]) -> dict[int, Any]:
-        """Run ``{task: (command, arg)}`` ("reset", "step", "set_seed"); return fresh results."""
-        raise NotImplementedError
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-    @property
-    def is_closed(self) -> bool:
-        raise NotImplementedError
 
     def __enter__(self: _Env) -> _Env:
         return self
@@ -148,12 +129,10 @@ class _MultiTaskEnv:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- the env API ------------------------------------------------------------------------
     def reset(self, tensordict: TensorDictBase | None = None) -> LazyStackedTensorDict:
-        """Reset the tasks selected by a bool ``"_reset"`` entry (all when absent) and return a new
-        lazy stack: reset tasks carry their reset output, others the env's current observations
-        and done flags (their last step's "next" or reset; values in ``tensordict`` are not read).
-        """
+        """Reset the tasks selected by a bool ``"_reset"`` entry (all when absent); return a new
+        lazy stack of each task's reset output, or current observations and done flags (its last
+        step's "next"; values in ``tensordict`` are not read)."""
         mask = [True] * self.num_tasks
         flag = None if tensordict is None else tensordict.get("_reset", None)
         if flag is not None:
@@ -164,17 +143,14 @@ class _MultiTaskEnv:
         for i, out in self._run({i: ("reset", None) for i in range(self.num_tasks)
                                  if mask[i]}).items():
             self._current[i] = out
-        elements = []
-        for i, cur in enumerate(self._current):
-            if cur is None:
-                raise RuntimeError(f"task {i} was never reset: include it in \"_reset\"")
-            elements.append(cur.clone())
-        return lazy_stack(elements, 0)
+        never = [i for i, cur in enumerate(self._current) if cur is None]
+        if never:
+            raise RuntimeError(f"task {never[0]} was never reset: include it in \"_reset\"")
+        return lazy_stack([cur.clone() for cur in self._current], 0)
 
     def step(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Step every task with its element's action keys and write the result under "next" of
-        each element; return the input if it is a lazy stack along dim 0, else a new lazy stack.
-        """
+        each element; return the input if it is a lazy stack along dim 0, else a new lazy stack."""
         elements = _elements(tensordict, self.num_tasks)
         calls = {}
         for i, element in enumerate(elements):
@@ -195,11 +171,10 @@ class _MultiTaskEnv:
         return result.select(*self._keep[i]).clone()
 
     def _step_mdp(self, tensordict: TensorDictBase) -> LazyStackedTensorDict:
-        """Next root: each element's "next" observations and done flags (reward, action dropped),
-        sharing their tensors like torchrl's step_mdp (no copy: nothing writes them in place)."""
-        elements = _elements(tensordict, self.num_tasks)
-        return lazy_stack([e.get("next").select(*self._keep[i]) for i, e in enumerate(elements)],
-                          0)
+        """Next root: each element's "next" observations and done flags, sharing their tensors
+        like torchrl's step_mdp (no copy: nothing writes them in place)."""
+        elements = enumerate(_elements(tensordict, self.num_tasks))
+        return lazy_stack([e.get("next").select(*self._keep[i]) for i, e in elements], 0)
 
     def _done(self, tensordict: TensorDictBase) -> list[bool]:
         """Per task: whether any of its done leaves (done/terminated/truncated) is True."""
@@ -241,12 +216,9 @@ class _MultiTaskEnv:
                 return_contiguous: bool = False, break_when_any_done: bool = False,
                 auto_reset: bool = True, tensordict: TensorDictBase | None = None,
                 ) -> TensorDictBase:
-        """torchrl's rollout: [reset], then per step act (policy or random), step, record, move
-        "next" to the root and reset exactly the done tasks (or stop if ``break_when_any_done``).
-
-        Returns the steps stacked along dim 1: ``out[i]`` is task i's trajectory, ``out[:, t]``
-        step t. ``auto_reset=True`` resets (with ``tensordict`` as reset input when given).
-        """
+        """torchrl's rollout: [reset(tensordict)], then per step act (policy or random), step,
+        record, move "next" to the root, reset the done tasks (or stop if ``break_when_any_done``).
+        Returns the steps stacked along dim 1 (``out[:, t]`` is step t)."""
         if auto_reset:
             td = self.reset(tensordict)
         elif tensordict is None:
@@ -347,19 +319,16 @@ def _shutdown(procs: list[BaseProcess], conns: list[Connection], grace: float) -
     conns.clear()
 
 
-# Imported once by the forkserver (an ImportError is ignored there; any other error kills it: see
-# _launch), so that workers fork from it ready: milliseconds instead of seconds of imports.
+# Speed: the forkserver imports these once, so workers fork from it ready (milliseconds, not the
+# seconds "spawn" takes to import torch(rl)). An error other than ImportError kills it: see _launch.
 PRELOAD = ["torch", "tensordict", "torchrl.envs", "reference._worker"]
 
 
 class ParallelMultiTaskEnv(_MultiTaskEnv):
-    """One worker process per task (multiprocessing ``start_method``); every wait on a worker has
-    a ``timeout`` deadline and a liveness check, so a dead or silent worker raises WorkerError.
-    ``start_timeout`` (default: ``timeout``) bounds the first answer. By "spawn" each worker
-    imports torch(rl) anew (seconds; more on a loaded machine); the default "forkserver" imports
-    ``PRELOAD`` once per process and forks each worker from it ready (milliseconds). Workers get
-    this process's environment variables either way (a module preloaded by the forkserver read
-    them at its start)."""
+    """One worker process per task (multiprocessing ``start_method``) with this process's
+    environment variables (modules preloaded by a forkserver read them at its start). Every wait
+    on a worker has a deadline, ``timeout`` (the first answer: ``start_timeout``, default
+    ``timeout``), and a liveness check: a dead or silent worker raises WorkerError."""
 
     def __init__(self, makers: Iterable[Maker], *, start_method: str = "forkserver",
                  timeout: float = 30.0, start_timeout: float | None = None) -> None:
@@ -375,8 +344,7 @@ class ParallelMultiTaskEnv(_MultiTaskEnv):
         super().__init__(makers)
 
     def _snapshot(self, i: int, result: TensorDictBase) -> TensorDictBase:
-        # No copy: the worker's buffer holds this data until task i's next reset or step, and
-        # that replaces the snapshot.
+        # No copy: the buffer holds this data until task i's next reset or step replaces it.
         return self._ex[i].views["reset"]
 
     @property
@@ -404,8 +372,7 @@ class ParallelMultiTaskEnv(_MultiTaskEnv):
         return [EnvSpecs(*got[i][0]) for i in range(self.num_tasks)]
 
     def _launch(self, i: int, child: Connection, blob: bytes) -> BaseProcess:
-        """Start task i's worker with this process's environment variables. If the forkserver
-        cannot (it died: a preloaded module raised other than ImportError), spawn it instead:
+        """Start task i's worker; if the forkserver died (a preloaded module raised), spawn it:
         the worker then imports that module itself and reports the error with its traceback."""
         for ctx in (self._ctx, mp.get_context("spawn")):
             proc = ctx.Process(target=_worker.main, args=(child, blob, dict(os.environ)),
@@ -418,12 +385,9 @@ class ParallelMultiTaskEnv(_MultiTaskEnv):
                     raise
         return proc
 
-    def _collect(self, tasks: Iterable[int], doing: str, timeout: float | None = None,
-                 ) -> dict[int, Any]:
-        """Receive one answer per task, polling all of them until a shared deadline; on any
-        failure close all workers and raise WorkerError naming the task, its exit code and the
-        worker's traceback."""
-        timeout = self._timeout if timeout is None else timeout
+    def _collect(self, tasks: Iterable[int], doing: str, timeout: float) -> dict[int, Any]:
+        """Receive one answer per task, polling all until a shared deadline; on any failure close
+        all workers and raise WorkerError (task, exit code, the worker's traceback)."""
         deadline = time.monotonic() + timeout
         pending, results = list(tasks), {}
         try:
@@ -443,7 +407,7 @@ class ParallelMultiTaskEnv(_MultiTaskEnv):
         return results
 
     def _recv(self, i: int, doing: str) -> Any:
-        """Read task i's answer (one is ready); a worker-side error becomes WorkerError."""
+        """Task i's answer (one is ready); a worker-side error raises WorkerError."""
         proc = self._procs[i]
         try:
             status, payload = pickle.loads(self._conns[i].recv_bytes())
@@ -474,7 +438,8 @@ class ParallelMultiTaskEnv(_MultiTaskEnv):
                 self.close()
                 raise WorkerError(f"task {i}: cannot send {command!r} to its worker ({err}); "
                                   f"exit code {code}", i, exitcode=code) from err
-        got = self._collect(calls, f"running {', '.join(sorted({c for c, _ in calls.values()}))!r}")
+        doing = f"running {', '.join(sorted({c for c, _ in calls.values()}))!r}"
+        got = self._collect(calls, doing, self._timeout)
         return {i: got[i] if c == "set_seed" else self._ex[i].read(c)
                 for i, (c, _) in calls.items()}
 

@@ -1,7 +1,5 @@
 """The seed tutorial's humanoid stand/walk envs, built exactly as the tutorial builds them.
-
-Importable without dm_control; calling a maker without it raises ImportError naming the extra.
-"""
+Importable without dm_control; calling a maker without it raises ImportError naming the extra."""
 
 from __future__ import annotations
 

@@ -10,11 +10,8 @@ class SpecMismatchError(ValueError):
 
 
 class WorkerError(RuntimeError):
-    """A task's env failed (in its worker process or in the parent); names the task index.
-
-    ``worker_traceback`` is the formatted traceback sent back by the worker (None when nothing came
-    back) and ``exitcode`` the worker's exit code when it died (None when unknown or alive).
-    """
+    """A task's env failed (in its worker process or in the parent); names the task index, the
+    worker's formatted traceback (None if none came back) and its exit code (None if unknown)."""
 
     def __init__(self, message: str, task_index: int, worker_traceback: str | None = None,
                  exitcode: int | None = None) -> None:

@@ -14,7 +14,7 @@ Path = tuple[int, ...]
 
 
 def _leaves(td: TensorDictBase) -> list[TensorDictBase]:
-    """The tensordicts of ``leaves(td)`` without their paths (only an error message needs one)."""
+    """``leaves(td)`` without the paths (speed: only an error message needs one)."""
     if isinstance(td, LazyStackedTensorDict):
         return [leaf for sub in td.tensordicts
                 for leaf in (_leaves(sub) if isinstance(sub, LazyStackedTensorDict) else (sub,))]
@@ -30,15 +30,11 @@ def leaves(td: TensorDictBase, path: Path = ()) -> list[tuple[Path, TensorDictBa
 
 
 class PartialTolerantSequential(TensorDictModuleBase):
-    """Run modules in order; each module runs on every leaf of the input that has all its in_keys.
-
-    Leaves whose in_key values agree in shape and dtype (and whose batch sizes agree) form a group:
-    their inputs are stacked and the module is called once per group on a batch
-    ``[group_size, *leaf_batch]``; the outputs are split and written into the original leaves, so
-    the result for each element equals the module run on that element alone, up to floating-point
-    reassociation in batched kernels (e.g. matmul). A leaf missing an in_key is skipped, or raises
-    KeyError when ``partial_tolerant=False``. Returns the input object.
-    """
+    """Run modules in order; each module runs on every leaf of the input that has all its in_keys
+    (a leaf missing one is skipped, or raises KeyError if ``partial_tolerant=False``); returns the
+    input object. Speed: leaves whose batch sizes and in_key shapes and dtypes agree form a group
+    and the module runs once per group on their stacked inputs, split back into the leaves: each
+    result equals the module run on that leaf alone, up to floating-point reassociation."""
 
     def __init__(self, *modules: Any, partial_tolerant: bool = True) -> None:
         super().__init__()
@@ -49,21 +45,17 @@ class PartialTolerantSequential(TensorDictModuleBase):
         for m in modules:
             in_keys += [k for k in m.in_keys if k not in out_keys and k not in in_keys]
             out_keys += [k for k in m.out_keys if k not in out_keys]
-        self.in_keys = in_keys
-        self.out_keys = out_keys
+        self.in_keys, self.out_keys = in_keys, out_keys
         self._reads = list(dict.fromkeys(k for m in modules for k in m.in_keys))
         # For each output key, the read keys nested in it or holding it (read back after writes).
         self._related = {k: [r for r in self._reads if r != k and _overlap(r, k)]
                          for m in modules for k in m.out_keys}
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
-        # Speed: Python work per leaf (each tensordict call costs ~0.1-1 us) is what a big
-        # stack pays for, so the leaves are read once per call, not once per module. One pass
-        # groups them by batch size and key set, reading each leaf's entries without a copy: a
-        # TensorDict's items() is a view of its dict and ``.mapping`` that dict, read-only (other
-        # tensordict types get a dict copy). Safe: nothing is written before the values are
-        # read below. Unread keys in the group key only make groups finer; a module still runs
-        # once per signature, since calls merge parts below.
+        # Speed: per-leaf Python work (~0.1-1 us a tensordict call) dominates a big stack, so
+        # leaves are read once per call: grouped by batch size and key set, entries read without
+        # a copy (a TensorDict's ``items().mapping`` is its dict; nothing is written before the
+        # reads below). Unread keys only make groups finer: calls merge parts per signature.
         groups: dict[tuple[Any, ...], tuple[list[TensorDictBase], list[Any]]] = {}
         for leaf in _leaves(tensordict):
             items = leaf.items()
@@ -73,10 +65,9 @@ class PartialTolerantSequential(TensorDictModuleBase):
                 group = groups[(leaf.batch_size, *entries)] = ([], [])
             group[0].append(leaf)
             group[1].append(entries)
-        # Parts: leaves that also agree in shape and dtype of every key a module reads, so each
-        # such key stacks into one tensor (checked per key over a group, not per leaf). A
-        # top-level key is in all of a group's leaves or in none; a nested key may be absent
-        # (None) from some.
+        # Parts: leaves that also agree in shape and dtype of every key read, so each such key
+        # stacks into one tensor. A top-level key is in all of a group's leaves or none; a nested
+        # key may be absent (None) from some.
         parts = []
         for members, entries in groups.values():
             columns = {k: [e[k] for e in entries] if isinstance(k, str)
@@ -94,8 +85,7 @@ class PartialTolerantSequential(TensorDictModuleBase):
                           for idx in ([i for i, r in enumerate(rows) if r == row]
                                       for row in dict.fromkeys(rows))]
             for part, current in chunks:
-                # A lazy stack of the part's leaves (writes go through it: one unbind, then a
-                # validated set per leaf) and the current stacked value of each key it holds.
+                # The part's leaves, their lazy stack (writes go through it) and stacked values.
                 parts.append((part, LazyStackedTensorDict(*part, stack_dim=0), current))
         for index, module in enumerate(self.module):
             calls: dict[tuple[Any, ...], list[tuple[Any, dict[Any, Any]]]] = {}
@@ -110,7 +100,7 @@ class PartialTolerantSequential(TensorDictModuleBase):
                                                        for k in module.in_keys])
                     calls.setdefault(signature, []).append((stacked, current))
             for (leaf_batch, *_), group in calls.items():
-                # One call per group of parts (cat copies: a module never sees the cache itself).
+                # One call per group of parts (cat copies: a module never sees ``current``).
                 batch = TensorDict({k: torch.cat([current[k] for _, current in group])
                                     for k in module.in_keys},
                                    batch_size=[sum(len(s) for s, _ in group), *leaf_batch])
@@ -131,9 +121,8 @@ class PartialTolerantSequential(TensorDictModuleBase):
 
 def _stack(columns: dict[Any, list[Any]]) -> dict[Any, torch.Tensor] | None:
     """Each column's values stacked (a column of None left out), or None if a column's values
-    differ in dtype or shape, or only some are None. Speed: only dtypes are compared here (a
-    shape costs a ``torch.Size`` per value); torch.stack raises on differing shapes itself, but
-    would silently promote differing dtypes."""
+    differ in dtype or shape, or only some are None. Speed: torch.stack checks shapes itself (a
+    ``torch.Size`` per value costs); dtypes are compared here, as it would promote them."""
     out = {}
     for key, column in columns.items():
         dtypes = {getattr(v, "dtype", None) for v in column}

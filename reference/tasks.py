@@ -1,8 +1,5 @@
-"""Declarative tiny task envs: seeded, deterministic, pure-torch and cheap.
-
-A :class:`TaskSpec` names a task and lists its observation keys (shape, dtype); :class:`TaskEnv`
-turns it into a torchrl ``EnvBase`` whose observations and reward depend on the actions taken.
-"""
+"""Declarative tiny task envs: seeded, deterministic, pure-torch and cheap; a :class:`TaskSpec`
+lists a task's observation keys, :class:`TaskEnv` makes it a torchrl ``EnvBase``."""
 
 from __future__ import annotations
 
@@ -67,13 +64,10 @@ def _key_constant(key: str | tuple[str, ...]) -> float:
 
 
 class TaskEnv(EnvBase):
-    """A torchrl env (batch ``[]``, cpu) for one :class:`TaskSpec`.
-
-    Contract: the hidden float64 state moves as a deterministic function of (state, action); every
-    observation and the reward are deterministic functions of the state (and action); the only
-    randomness is the reset draw from the env's own ``torch.Generator`` seeded by ``_set_seed``.
-    ``terminated`` and ``done`` become True on the step whose count reaches ``episode_length``.
-    """
+    """A torchrl env (batch ``[]``, cpu) for one :class:`TaskSpec`. Its hidden float64 state moves
+    deterministically with (state, action); observations and reward are functions of the state (and
+    action); the only randomness is the reset draw from its own generator, seeded by ``_set_seed``.
+    ``terminated`` and ``done`` become True on the step whose count reaches ``episode_length``."""
 
     def __init__(self, spec: TaskSpec) -> None:
         if spec.raise_at_init:
@@ -85,10 +79,9 @@ class TaskEnv(EnvBase):
         self._count = 0  # steps since the last reset
         self._calls = 0  # calls to _step over the env's lifetime (for raise_at_step)
         name_c = _key_constant(spec.name)
-        n_act = math.prod(spec.action_shape)
         # Column j of the mixing matrix differs from every other column: a permuted action shows.
         k = torch.arange(_STATE_DIM, dtype=torch.float64)[:, None]
-        j = torch.arange(n_act, dtype=torch.float64)[None, :]
+        j = torch.arange(math.prod(spec.action_shape), dtype=torch.float64)[None, :]
         self._mix = torch.sin(1.0 + k + 2.7 * j + 6.0 * name_c)
         self._bias = 0.1 * torch.cos(k[:, 0] + 6.0 * name_c)
         obs = Composite(shape=())
@@ -97,11 +90,8 @@ class TaskEnv(EnvBase):
         self.observation_spec = obs
         self.action_spec = Bounded(-1.0, 1.0, shape=spec.action_shape, dtype=torch.float32)
         self.reward_spec = Unbounded((1,), dtype=torch.float32)
-        self.full_done_spec = Composite(
-            {k: Categorical(2, shape=(1,), dtype=torch.bool)
-             for k in ("done", "terminated", "truncated")},
-            shape=(),
-        )
+        self.full_done_spec = Composite({k: Categorical(2, shape=(1,), dtype=torch.bool)
+                                         for k in ("done", "terminated", "truncated")}, shape=())
 
     def _observe(self) -> TensorDict:
         """Observation entries plus done flags, all computed from the current state."""
