@@ -208,3 +208,51 @@ class TestProfiles:
         """An unknown profile name raises ValueError listing the three profiles."""
         with pytest.raises(ValueError, match="quick, ci, thorough"):
             profiles.activate("fast")
+
+
+class _Spinner:
+    """An object whose finalizer never returns (like torchrl 0.14's AsyncEnvPool.__del__ on a
+    result queue whose pipe is gone), kept in a reference cycle so only a collection frees it."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+    def __del__(self) -> None:
+        while True:
+            pass
+
+
+def _sleep_forever() -> None:
+    import time
+
+    time.sleep(600)
+
+
+class TestRunGuards:
+    def test_hanging_finalizer_is_interrupted(self):
+        """collect_garbage interrupts a finalizer that does not return and names it."""
+        import gc
+        import time
+
+        from conformance.plugin import collect_garbage
+
+        gc.collect()
+        _Spinner()
+        start = time.monotonic()
+        stuck = collect_garbage(0.5)
+        assert time.monotonic() - start < 10
+        assert len(stuck) == 1 and "_Spinner.__del__" in stuck[0] and "0.5 s" in stuck[0]
+        assert collect_garbage(0.5) == []  # finalized once: nothing left
+
+    def test_leftover_workers_are_stopped(self):
+        """stop_leftover_workers terminates a running non-daemon worker and names it."""
+        import multiprocessing
+
+        from conformance.plugin import stop_leftover_workers
+
+        proc = multiprocessing.get_context("fork").Process(target=_sleep_forever,
+                                                           name="leftover")
+        proc.start()
+        left = stop_leftover_workers(grace=2.0)
+        assert left == [f"leftover (pid {proc.pid})"]
+        assert not proc.is_alive() and proc.exitcode is not None

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -65,9 +65,11 @@ from conformance.strategies import (
     RolloutCase,
     SeedCase,
     failure_cases,
+    failure_example,
     partial_reset_cases,
     reset_masks,
     rollout_cases,
+    rollout_example,
     scripted_actions,
     seed_cases,
     witnessed_task_sets,
@@ -352,6 +354,7 @@ def test_rollout_equals_manual_loop(subject, case: RolloutCase) -> None:
 
 @prop("PAR-008", kind="parallel", helpers=_FAILURE)
 @given(case=failure_cases("step", max_tasks=2))
+@example(case=failure_example("step"))  # first: two layouts, task 0 fails
 def test_worker_step_error_surfaces(subject, case: FailureCase) -> None:
     k = case.index
     at = case.tasks[k].raise_at_step
@@ -391,6 +394,7 @@ def test_worker_step_error_surfaces(subject, case: FailureCase) -> None:
 
 @prop("PAR-009", kind="parallel", helpers=_FAILURE)
 @given(case=failure_cases("init", max_tasks=2))
+@example(case=failure_example("init"))  # first: two layouts, task 1 fails
 def test_worker_init_error_surfaces(subject, case: FailureCase) -> None:
     import time
 
@@ -426,6 +430,7 @@ def test_worker_init_error_surfaces(subject, case: FailureCase) -> None:
       helpers=(call_within, child_pids, children_left, close_quietly, describe_exception,
                shown_exceptions, next_root, write_actions))
 @given(case=rollout_cases(max_tasks=2, max_steps=2))
+@example(case=rollout_example())  # first: two workers, two layouts
 def test_close_is_idempotent(subject, case: RolloutCase) -> None:
     call = f"parallel_env(makers); reset(); step() x{len(case.actions)}; close(); close()"
     before = child_pids()
