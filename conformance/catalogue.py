@@ -144,6 +144,10 @@ PROPERTIES: tuple[Property, ...] = (
     _p("PAR-011", _ENV,
        "Driven through any sequence of reset, partial reset, step and rollout, the subject's "
        "batched env matches the reference env output for output."),
+    _p("PAR-012", _PAR,
+       "A parallel env's rollout without a policy equals reset followed by rand_action-then-step "
+       "from the same seeds and global RNG state, done tasks reset in place, and leaves the "
+       "global RNG where that loop does."),
     # -- POL: partial-tolerant policy -------------------------------------------------------
     _p("POL-001", "sequential lazy_stack",
        "A partial-tolerant policy writes the action into every element of a lazy stack whose "

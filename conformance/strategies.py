@@ -665,3 +665,28 @@ def rollout_example(steps: int = 2, episode_length: int = 5) -> RolloutCase:
     """:func:`rollout_cases`' fixed case: :func:`two_layouts` and ``steps`` rows of actions."""
     tasks = two_layouts(episode_length)
     return RolloutCase(tasks, _fixed_actions(tasks, steps))
+
+
+class RandomRolloutCase(NamedTuple):
+    """A random-action rollout: its tasks, its length and the global RNG seed."""
+
+    tasks: list[Any]  # reference.tasks.TaskSpec
+    steps: int
+    rng_seed: int
+
+
+@st.composite
+def random_rollout_cases(draw: Any, max_tasks: int = 2, max_steps: int = 40,
+                         max_episode: int = 5) -> RandomRolloutCase:
+    """2..``max_tasks`` witnessed tasks (episodes of 2..``max_episode`` steps) and 1..``max_steps``
+    steps: long enough to cross several episode ends, and an implementation's batching of steps
+    (chunks, pipelining) at any offset."""
+    ts = draw(witnessed_task_sets(2, max_tasks, max_episode))
+    return RandomRolloutCase(ts.tasks, draw(st.integers(1, max_steps)),
+                             draw(st.integers(0, 2**16)))
+
+
+def random_rollout_example(steps: int = 20) -> RandomRolloutCase:
+    """:func:`random_rollout_cases`' fixed case: :func:`two_layouts` with 3-step episodes (each
+    task is done after steps 2, 5, 8, ...) and ``steps`` steps."""
+    return RandomRolloutCase(two_layouts(episode_length=3), steps, 11)

@@ -74,6 +74,15 @@ def _elements(td: TensorDictBase, n: int) -> list[TensorDictBase]:
     return list(td.unbind(0))
 
 
+def _refuse_exclusive(tasks: list[TensorDictBase]) -> None:
+    """ValueError naming the task-exclusive keys, if the tasks' tensordicts have any."""
+    keys = [set(e.keys(True, True)) for e in tasks]
+    exclusive = set.union(*keys) - set.intersection(*keys)
+    if exclusive:
+        raise ValueError("return_contiguous=True needs every key shared by all tasks; "
+                         f"task-exclusive keys: {sorted(map(str, exclusive))}")
+
+
 def _restack(td: TensorDictBase, elements: list[TensorDictBase]) -> TensorDictBase:
     """Return ``td`` when writes into ``elements`` show through it, else a new lazy stack."""
     if isinstance(td, LazyStackedTensorDict) and td.stack_dim == 0:
@@ -246,11 +255,7 @@ class _MultiTaskEnv:
             td = self._maybe_reset(td)
         if not return_contiguous:  # (naming the stack dim at once: refine_names walks every step)
             return LazyStackedTensorDict.lazy_stack(steps, 1, stack_dim_name="time")
-        keys = [set(e.keys(True, True)) for e in steps[0].unbind(0)]
-        exclusive = set.union(*keys) - set.intersection(*keys)
-        if exclusive:
-            raise ValueError("return_contiguous=True needs every key shared by all tasks; "
-                             f"task-exclusive keys: {sorted(map(str, exclusive))}")
+        _refuse_exclusive(list(steps[0].unbind(0)))
         out = torch.stack([torch.stack(list(s.unbind(0)), 0) for s in steps], 1)
         return out.refine_names(..., "time")
 
@@ -339,6 +344,7 @@ class ParallelMultiTaskEnv(_MultiTaskEnv):
         self._start_timeout = timeout if start_timeout is None else start_timeout
         self._procs: list[BaseProcess] = []
         self._conns: list[Connection] = []
+        self._chunks: list[_worker.Chunk] | None = None
         self._finalizer = weakref.finalize(self, _shutdown, self._procs, self._conns,
                                            min(timeout, 5.0))
         super().__init__(makers)
@@ -432,7 +438,10 @@ class ParallelMultiTaskEnv(_MultiTaskEnv):
                     raise self._fail(i, "'step'", err) from err
                 arg = None
             try:
-                self._conns[i].send_bytes(pickle.dumps((command, arg)))  # (no ForkingPickler)
+                if command == "chunk_buffers":  # shared tensors: multiprocessing's pickler
+                    self._conns[i].send((command, arg))
+                else:
+                    self._conns[i].send_bytes(pickle.dumps((command, arg)))  # (no ForkingPickler)
             except OSError as err:
                 code = self._procs[i].exitcode
                 self.close()
@@ -440,8 +449,87 @@ class ParallelMultiTaskEnv(_MultiTaskEnv):
                                   f"exit code {code}", i, exitcode=code) from err
         doing = f"running {', '.join(sorted({c for c, _ in calls.values()}))!r}"
         got = self._collect(calls, doing, self._timeout)
-        return {i: got[i] if c == "set_seed" else self._ex[i].read(c)
+        return {i: self._ex[i].read(c) if c in ("reset", "step") else got[i]
                 for i, (c, _) in calls.items()}
+
+    # Most steps a worker runs per message in a random-action rollout (rows of its Chunk).
+    CHUNK = 64
+
+    def rollout(self, max_steps: int, policy: Callable[[TensorDictBase], Any] | None = None, *,
+                return_contiguous: bool = False, break_when_any_done: bool = False,
+                auto_reset: bool = True, tensordict: TensorDictBase | None = None,
+                ) -> TensorDictBase:
+        """The serial env's rollout, with the same result. Speed: without a policy, with
+        ``auto_reset`` and no early stop, task i's steps depend only on its own actions, so the
+        actions are drawn first (the same draws, in the same order, as per step) and every worker
+        runs its steps and resets back to back, in chunks: one message per chunk, not per step.
+        Returns lazy stack over tasks of ``[max_steps]`` tensordicts (``out[:, t]`` is step t)."""
+        if policy is not None or break_when_any_done or not auto_reset or max_steps < 1:
+            return super().rollout(max_steps, policy, return_contiguous=return_contiguous,
+                                   break_when_any_done=break_when_any_done,
+                                   auto_reset=auto_reset, tensordict=tensordict)
+        roots = list(self.reset(tensordict).unbind(0))
+        actions = self._draw_actions(max_steps)
+        nexts: list[list[TensorDictBase]] = [[] for _ in range(self.num_tasks)]
+        resets: list[list[tuple[torch.Tensor, TensorDictBase]]] = [[] for _ in
+                                                                   range(self.num_tasks)]
+        done_before = [False] * self.num_tasks
+        t, n = 0, 1
+        while t < max_steps:
+            n = min(n, max_steps - t, self.CHUNK)
+            chunks = self._chunk_buffers()
+            for i, chunk in enumerate(chunks):
+                chunk.act[:n].copy_(actions[i][t:t + n])
+            start = time.monotonic()
+            self._run({i: ("chunk", (n, done_before[i])) for i in range(self.num_tasks)})
+            took = time.monotonic() - start
+            for i, chunk in enumerate(chunks):
+                nexts[i].append(chunk.out[:n].clone())
+                rows = chunk.fresh[:n].nonzero().reshape(-1)
+                if len(rows):
+                    resets[i].append((t + rows, chunk.rst[rows]))  # (indexing copies)
+                done_before[i] = any(bool(flag.any()) for flag in chunk.done[n - 1])
+            t += n
+            if took * 16 < self._timeout:  # chunks grow while well inside one answer's deadline
+                n *= 2
+        tasks = []
+        for i in range(self.num_tasks):
+            nxt = torch.cat(nexts[i], 0)
+            root = torch.cat([roots[i].unsqueeze(0), nxt[:-1].select(*self._keep[i])], 0)
+            for rows, values in resets[i]:
+                root[rows] = values
+            root.update(actions[i]).set("next", nxt)
+            tasks.append(root.refine_names("time"))
+            self._current[i] = nxt[-1].select(*self._keep[i]).clone()
+        if not return_contiguous:
+            return lazy_stack(tasks, 0)
+        _refuse_exclusive(tasks)
+        return torch.stack(tasks, 0)
+
+    def _draw_actions(self, steps: int) -> list[TensorDictBase]:
+        """``steps`` draws of :meth:`rand_action`'s, in its order; task i's as one tensordict
+        with batch size ``[steps]``."""
+        if self._action_leaves is None:
+            draws = [self.full_action_spec.rand().unbind(0) for _ in range(steps)]
+            return [torch.stack([d[i] for d in draws], 0) for i in range(self.num_tasks)]
+        drawn: dict[Any, list[torch.Tensor]] = {key: [] for key, _ in self._action_leaves}
+        for _ in range(steps):
+            for key, leaf in self._action_leaves:
+                drawn[key].append(leaf.rand())
+        stacked = {key: torch.stack(values, 1) for key, values in drawn.items()}
+        spec = self.full_action_spec
+        return [TensorDict({k: v[i].clone() for k, v in stacked.items()},
+                           [steps, *spec.shape[1:]], spec.device)
+                for i in range(self.num_tasks)]
+
+    def _chunk_buffers(self) -> list[_worker.Chunk]:
+        """Each task's Chunk, allocated in shared memory and sent to its worker on first use."""
+        if self._chunks is None:
+            chunks = [_worker.Chunk(tuple(getattr(s, p) for p in _worker.PARTS),
+                                    self.CHUNK).share_memory_() for s in self.task_specs]
+            self._run({i: ("chunk_buffers", (c.rows, c.tensors)) for i, c in enumerate(chunks)})
+            self._chunks = chunks
+        return self._chunks
 
     def close(self) -> None:
         """Stop every worker (close message, join, terminate, kill); idempotent."""

@@ -62,11 +62,14 @@ from conformance.properties._envs import (
 from conformance.strategies import (
     FailureCase,
     PartialResetCase,
+    RandomRolloutCase,
     RolloutCase,
     SeedCase,
     failure_cases,
     failure_example,
     partial_reset_cases,
+    random_rollout_cases,
+    random_rollout_example,
     reset_masks,
     rollout_cases,
     rollout_example,
@@ -450,6 +453,57 @@ def test_close_is_idempotent(subject, case: RolloutCase) -> None:
                "join every worker in close(); terminate, then kill, the ones that do not exit")
     finally:
         close_quietly(env)
+
+
+# -- PAR-012: rollout without a policy --------------------------------------------------------
+
+
+@prop("PAR-012", kind="parallel",
+      helpers=(next_root, done_mask, close_env, task_trajectory, expect_same_steps))
+@given(case=random_rollout_cases())
+@example(case=random_rollout_example())  # first: episode ends inside the rollout
+def test_random_rollout_equals_rand_action_loop(subject, case: RandomRolloutCase) -> None:
+    import torch
+
+    makers = [t.maker() for t in case.tasks]
+    call = (f"torch.manual_seed({case.rng_seed}); parallel_env(makers).rollout({case.steps}, "
+            "break_when_any_done=False)")
+    loop = (f"torch.manual_seed({case.rng_seed}) and a second env built alike, then reset(); per "
+            "step rand_action(td); step(td); td = next minus reward; reset(td with '_reset' = "
+            "done) when a task is done")
+    fix = ("draw a rollout's actions with rand_action from the global RNG, in step order (not in "
+           "the workers), and reset exactly the done tasks between steps")
+    first = second = None
+    try:
+        first = subject.parallel_env(makers)
+        torch.manual_seed(case.rng_seed)
+        got = snapshot(first.rollout(case.steps, return_contiguous=False,
+                                     break_when_any_done=False))
+        rng_got = torch.get_rng_state()
+        close_env(first)
+        second = subject.parallel_env(makers)  # (not set_seed: PAR-005 checks it)
+        torch.manual_seed(case.rng_seed)
+        td = second.reset()
+        manual = []
+        for t in range(case.steps):
+            out = second.step(second.rand_action(td))
+            manual.append(snapshot(out))
+            if t == case.steps - 1:
+                break
+            td = next_root(out)
+            done = done_mask(td)
+            if bool(done.any()):
+                td.set("_reset", done)
+                td = second.reset(td)
+        rng_loop = torch.get_rng_state()
+    finally:
+        close_env(first)
+        close_env(second)
+    for i in range(len(case.tasks)):
+        expect_same_steps(task_trajectory(got, i), [elements(m)[i] for m in manual],
+                          f"task {i}", f"{call} vs {loop}", fix)
+    expect(torch.equal(rng_got, rng_loop), "the global RNG state after the rollout",
+           "differs from the loop's", "equal", f"{call} vs {loop}", fix)
 
 
 # -- PAR-011: stateful comparison with the reference ---------------------------------------------

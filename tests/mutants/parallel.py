@@ -10,6 +10,7 @@ import subprocess
 import sys
 from typing import Any
 
+import torch
 from tensordict import lazy_stack
 
 from conformance.subject import Subject
@@ -147,6 +148,38 @@ class _StaleAfterRollout(SerialMultiTaskEnv):
         return out
 
 
+class _OwnRng(SerialMultiTaskEnv):
+    """Without a policy, rollout draws its actions from an RNG stream of its own (as if each
+    worker sampled its own actions), leaving the global RNG untouched."""
+
+    def rollout(self, max_steps: int, policy: Any = None, **kwargs: Any) -> Any:
+        if policy is None:
+            state = torch.Generator().manual_seed(0).get_state()
+
+            def policy(td: Any) -> Any:
+                nonlocal state
+                with torch.random.fork_rng(devices=[]):
+                    torch.set_rng_state(state)
+                    out = self.rand_action(td)
+                    state = torch.get_rng_state()
+                return out
+
+        return super().rollout(max_steps, policy, **kwargs)
+
+
+class _NoResetRandom(SerialMultiTaskEnv):
+    """Without a policy, rollout never resets a done task (it steps on past its episode end)."""
+
+    def rollout(self, max_steps: int, policy: Any = None, **kwargs: Any) -> Any:
+        if policy is None:
+            self._maybe_reset = lambda td: td  # type: ignore[method-assign]
+            try:
+                return super().rollout(max_steps, None, **kwargs)
+            finally:
+                del self._maybe_reset
+        return super().rollout(max_steps, policy, **kwargs)
+
+
 def permuted_actions() -> Subject:
     """parallel_env hands each task its neighbour's action."""
     return Subject("permuted_actions", serial_env=SerialMultiTaskEnv,
@@ -198,6 +231,16 @@ def close_once() -> Subject:
     return Subject("close_once", parallel_env=_CloseOnce)
 
 
+def own_rng() -> Subject:
+    """parallel_env's random rollout draws actions from its own RNG, not the global one."""
+    return Subject("own_rng", parallel_env=_OwnRng)
+
+
+def no_reset_random() -> Subject:
+    """parallel_env's random rollout does not reset done tasks."""
+    return Subject("no_reset_random", parallel_env=_NoResetRandom)
+
+
 def stale_after_rollout() -> Subject:
     """serial_env diverges only in a sequence: partial reset after a rollout."""
     return Subject("stale_after_rollout", serial_env=_StaleAfterRollout)
@@ -215,4 +258,6 @@ KILLS = {
     "close_once": ["PAR-010"],
     "forgets_workers": ["PAR-008", "PAR-009", "PAR-010"],
     "stale_after_rollout": ["PAR-011"],
+    "own_rng": ["PAR-012"],
+    "no_reset_random": ["PAR-012"],
 }

@@ -9,7 +9,7 @@ import torch
 from tensordict import TensorDictBase
 
 from conformance.properties._envs import child_pids  # noqa: F401  (re-exported)
-from reference.tasks import KeySpec, TaskSpec
+from reference.tasks import KeySpec, TaskEnv, TaskSpec
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -61,3 +61,17 @@ def assert_identical(x: TensorDictBase, y: TensorDictBase, where: str,
         a, b = x.get(k), y.get(k)
         assert a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b), (
             f"{where}: {k!r} = {a}, but should be {b}")
+
+
+class SlowTaskEnv(TaskEnv):
+    """A TaskEnv whose every step also sleeps ``delay`` seconds."""
+
+    def __init__(self, spec: TaskSpec, delay: float) -> None:
+        super().__init__(spec)
+        self.delay = delay
+
+    def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
+        import time
+
+        time.sleep(self.delay)
+        return super()._step(tensordict)

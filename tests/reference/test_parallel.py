@@ -19,12 +19,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from tensordict import TensorDict, TensorDictBase
 
-from reference.batched import ParallelMultiTaskEnv, SerialMultiTaskEnv
+from reference.batched import ParallelMultiTaskEnv, SerialMultiTaskEnv, _MultiTaskEnv
 from reference.errors import WorkerError
-from reference.tasks import TaskSpec
+from reference.tasks import KeySpec, TaskSpec
 from tests.reference.helpers import (
     THREE_TASKS,
+    SlowTaskEnv,
     assert_identical,
     child_pids,
     make_actions,
@@ -178,3 +180,64 @@ def test_forkserver_preload_error_is_reported(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=START)
     assert "task 0 True" in out.stdout, out.stdout + out.stderr
     assert "AttributeError: module 'mpmath'" in out.stderr  # the forkserver's own report
+
+
+def _loop_rollout(env: ParallelMultiTaskEnv, steps: int, **kwargs: object) -> TensorDictBase:
+    """The step-by-step rollout of the base class (what the chunked one must equal)."""
+    return _MultiTaskEnv.rollout(env, steps, **kwargs)  # type: ignore[arg-type]
+
+
+def test_random_rollout_in_chunks_equals_step_loop() -> None:
+    """Without a policy, a rollout run in worker chunks equals the step-by-step loop bitwise
+    (episodes of 7, 11, 50 steps end inside and at chunk edges), leaves the global RNG and the
+    env's state as the loop does (a partial reset then a step agree), and refuses or densifies
+    like it with return_contiguous=True."""
+    makers = [t.maker() for t in THREE_TASKS]
+    with ParallelMultiTaskEnv(makers, start_timeout=START) as env:
+        after = []
+        for rollout in (env.rollout, functools.partial(_loop_rollout, env)):
+            env.set_seed(3)
+            torch.manual_seed(0)
+            out = rollout(150)
+            rng = torch.get_rng_state()
+            request = env.reset().set("_reset", torch.tensor([[True], [False], [False]]))
+            again = env.reset(request)
+            stepped = env.step(scripted_policy(make_actions(1, 3))(again.clone()))
+            after.append((out, rng, again, stepped))
+        (fast, rng, again, stepped), (loop, rng_loop, again_loop, stepped_loop) = after
+        assert fast.batch_size == loop.batch_size == torch.Size([3, 150])
+        assert fast.names == loop.names == [None, "time"]
+        for i in range(3):
+            assert_identical(fast[i], loop[i], f"task {i}")
+            assert_identical(again[i], again_loop[i], f"partial reset after, task {i}")
+            assert_identical(stepped[i], stepped_loop[i], f"step after, task {i}")
+        assert torch.equal(rng, rng_loop)
+        assert fast[0]["next", "done"].sum() == 150 // 7 and fast[0]["done"].sum() == 0
+        with pytest.raises(ValueError, match="task-exclusive keys"):
+            env.rollout(3, return_contiguous=True)
+    shared = [TaskSpec(n, (KeySpec("o", (2,)),), episode_length=4, seed=k)
+              for k, n in enumerate("ab")]
+    with ParallelMultiTaskEnv([t.maker() for t in shared], start_timeout=START) as env:
+        env.set_seed(1)
+        torch.manual_seed(1)
+        dense = env.rollout(9, return_contiguous=True)
+        env.set_seed(1)
+        torch.manual_seed(1)
+        dense_loop = _loop_rollout(env, 9, return_contiguous=True)
+    assert isinstance(dense, TensorDict) and dense.names == [None, "time"]
+    assert_identical(dense, dense_loop, "contiguous")
+
+
+def test_random_rollout_chunks_stay_inside_the_deadline() -> None:
+    """Chunks grow only while they take well under ``timeout``: 60 steps of 50 ms (3 s in all)
+    finish with timeout=1 s; a task raising inside a chunk names itself and closes the env."""
+    before = child_pids()
+    slow = functools.partial(SlowTaskEnv, THREE_TASKS[2], 0.05)
+    with ParallelMultiTaskEnv([slow, slow], timeout=1.0, start_timeout=START) as env:
+        assert env.rollout(60).batch_size == torch.Size([2, 60])
+    bad = TaskSpec("bad", THREE_TASKS[1].observations, raise_at_step=40)
+    env = ParallelMultiTaskEnv([THREE_TASKS[0].maker(), bad.maker()], start_timeout=START)
+    with pytest.raises(WorkerError, match=r"task 1: worker .* raised while running 'chunk'"):
+        env.rollout(100)
+    assert env.is_closed
+    assert_no_workers(before)
