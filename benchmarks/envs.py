@@ -5,7 +5,10 @@ Scenarios: the seed's humanoid stand + walk (``reference.dmc`` makers), and 4 an
 a raw dm_control loop over both humanoid tasks (humanoid only), torchrl ``SerialEnv`` and
 ``ParallelEnv``, the reference's ``SerialMultiTaskEnv`` and ``ParallelMultiTaskEnv``.
 Every batched env runs ``rollout(steps)`` with random actions (its own ``rand_action``), no early
-stop; a frame is one task's step, so frames/s = steps x tasks / seconds.
+stop; a frame is one task's step, so frames/s = steps x tasks / seconds. "reference parallel (per
+step)" is the same env given ``policy=env.rand_action`` (the same actions): with a policy its
+rollout messages the workers every step, as the tutorial's policy-driven rollout does, where
+without one the workers run their steps in chunks.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 from benchmarks._common import machine, rounds, settle, table
 
 IMPLEMENTATIONS = ("raw dm_control", "torchrl SerialEnv", "torchrl ParallelEnv",
-                   "reference serial", "reference parallel")
+                   "reference serial", "reference parallel", "reference parallel (per step)")
 
 
 def task_specs(n: int) -> list[Any]:
@@ -52,11 +55,14 @@ def raw_humanoid(steps: int) -> Callable[[], float]:
     return run
 
 
-def batched(env: Any, steps: int) -> Callable[[], float]:
-    """frames/s of ``env.rollout(steps)`` with random actions."""
+def batched(env: Any, steps: int, per_step: bool = False) -> Callable[[], float]:
+    """frames/s of ``env.rollout(steps)`` with random actions (``per_step``: drawn by the policy
+    ``env.rand_action``)."""
+    policy = env.rand_action if per_step else None
+
     def run() -> float:
         start = time.perf_counter()
-        env.rollout(steps, break_when_any_done=False, return_contiguous=False)
+        env.rollout(steps, policy, break_when_any_done=False, return_contiguous=False)
         return steps * env.batch_size[0] / (time.perf_counter() - start)
 
     return run
@@ -72,6 +78,8 @@ def build(name: str, makers: list[Any]) -> Any:
             "torchrl ParallelEnv": lambda: ParallelEnv(len(makers), makers),
             "reference serial": lambda: SerialMultiTaskEnv(makers),
             "reference parallel": lambda: ParallelMultiTaskEnv(makers, start_timeout=600.0),
+            "reference parallel (per step)": lambda: ParallelMultiTaskEnv(makers,
+                                                                          start_timeout=600.0),
             }[name]()
 
 
@@ -92,7 +100,7 @@ def scenario(label: str, makers: list[Any], steps: int, repeats: int,
                 env = build(name, makers)
                 envs.append(env)
                 env.set_seed(0)
-                cases[name] = batched(env, steps)
+                cases[name] = batched(env, steps, per_step=name.endswith("(per step)"))
         for case in cases.values():  # warm-up: first calls, page faults, lazy imports
             case()
         load = settle()  # let the load of starting the workers decay

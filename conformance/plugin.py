@@ -327,8 +327,10 @@ def pytest_runtest_call(item: pytest.Item):  # type: ignore[no-untyped-def]
         return
     from hypothesis import Phase, settings
 
-    # no shrinking in every case here (a spawning subject's shrink step starts workers)
-    changes: dict[str, Any] = {"phases": [Phase.explicit, Phase.reuse, Phase.generate]}
+    # no shrinking in every case here (a spawning subject's shrink step starts workers); the
+    # profile's other phases kept (quick runs only a process-parallel property's fixed example)
+    changes: dict[str, Any] = {"phases": [p for p in current.phases
+                                          if p in (Phase.explicit, Phase.reuse, Phase.generate)]}
     if deviation:
         changes["derandomize"] = True
     if spawns:  # each example starts worker processes: the process-parallel budget

@@ -62,9 +62,12 @@ def active() -> Profile:
     return PROFILES[str(name)]
 
 
-def hypothesis_settings(kind: str = "default"):  # type: ignore[no-untyped-def]
-    """A ``hypothesis.settings`` for a property of ``kind`` (default, parallel, stateful)."""
-    from hypothesis import HealthCheck, settings
+def hypothesis_settings(kind: str = "default", explicit: int = 0):  # type: ignore[no-untyped-def]
+    """A ``hypothesis.settings`` for a property of ``kind`` (default, parallel, stateful) with
+    ``explicit`` fixed examples (``@example``). A process-parallel property's single example (quick)
+    is its fixed one where it has one: each example starts workers, and the fixed example is the
+    one chosen to expose the bugs generated ones miss. Larger budgets add generated examples."""
+    from hypothesis import HealthCheck, Phase, settings
 
     prof = active()
     examples = {"parallel": prof.parallel_examples}.get(kind, prof.max_examples)
@@ -72,6 +75,8 @@ def hypothesis_settings(kind: str = "default"):  # type: ignore[no-untyped-def]
     if kind == "stateful":
         kwargs["stateful_step_count"] = prof.stateful_steps
         examples = prof.stateful_examples
+    if kind == "parallel" and explicit >= examples:
+        kwargs["phases"] = [Phase.explicit]
     return settings(
         max_examples=examples,
         deadline=None,

@@ -14,10 +14,11 @@ Path = tuple[int, ...]
 
 
 def _leaves(td: TensorDictBase) -> list[TensorDictBase]:
-    """``leaves(td)`` without the paths (speed: only an error message needs one)."""
+    """``leaves(td)`` without the paths (speed: only an error message needs one; a plain
+    TensorDict is recognised by its type, as isinstance on tensordict's ABCs costs ~0.15 us)."""
     if isinstance(td, LazyStackedTensorDict):
         return [leaf for sub in td.tensordicts
-                for leaf in (_leaves(sub) if isinstance(sub, LazyStackedTensorDict) else (sub,))]
+                for leaf in ((sub,) if type(sub) is TensorDict else _leaves(sub))]
     return [td]
 
 
@@ -110,7 +111,7 @@ class PartialTolerantSequential(TensorDictModuleBase):
                 for stacked, current in group:
                     for k, value in zip(module.out_keys, values, strict=True):
                         current[k] = value[start:start + len(stacked)]
-                        stacked.set(k, current[k])  # row i lands in the part's leaf i
+                        stacked.set(k, current[k], inplace=False)  # row i -> its leaf i
                         for r in self._related[k]:
                             current[r] = stacked.get(r, None)
                             if current[r] is None:
@@ -125,7 +126,10 @@ def _stack(columns: dict[Any, list[Any]]) -> dict[Any, torch.Tensor] | None:
     ``torch.Size`` per value costs); dtypes are compared here, as it would promote them."""
     out = {}
     for key, column in columns.items():
-        dtypes = {getattr(v, "dtype", None) for v in column}
+        try:
+            dtypes = {v.dtype for v in column}
+        except AttributeError:  # (a nested key some leaves lack: None)
+            dtypes = {getattr(v, "dtype", None) for v in column}
         if len(dtypes) != 1:
             return None
         if None not in dtypes:

@@ -204,6 +204,19 @@ class TestProfiles:
         for prof in profiles.PROFILES.values():
             assert prof.parallel_examples < prof.max_examples
 
+    @pytest.mark.parametrize("name", profiles.NAMES)
+    def test_fixed_example_fills_a_one_example_budget(self, name, monkeypatch):
+        """A process-parallel property with a fixed example runs only it when its budget is one
+        example (quick), and adds generated ones otherwise; other kinds always generate."""
+        from hypothesis import Phase
+
+        monkeypatch.setitem(profiles._active, "name", name)
+        one = profiles.PROFILES[name].parallel_examples == 1
+        fixed = profiles.hypothesis_settings("parallel", explicit=1)
+        assert (Phase.generate not in fixed.phases) == one
+        assert Phase.generate in profiles.hypothesis_settings("parallel").phases
+        assert Phase.generate in profiles.hypothesis_settings("default", explicit=1).phases
+
     def test_unknown_profile_is_refused(self):
         """An unknown profile name raises ValueError listing the three profiles."""
         with pytest.raises(ValueError, match="quick, ci, thorough"):

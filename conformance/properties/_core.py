@@ -44,7 +44,8 @@ def prop(prop_id: str, kind: str = "default", helpers: tuple[Any, ...] = ()) -> 
         hyp = getattr(test, "hypothesis", None)
         if hyp is not None:
             hyp.inner_test = _record(prop_id, hyp.inner_test, helpers)
-            test = profiles.hypothesis_settings(kind)(test)
+            explicit = len(getattr(test, "hypothesis_explicit_examples", ()))
+            test = profiles.hypothesis_settings(kind, explicit)(test)
         else:  # a plain example-based property: record its (empty) example for the reproducer
             test = _record(prop_id, test, helpers)
         test.__doc__ = entry.statement
