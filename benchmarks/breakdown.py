@@ -2,10 +2,11 @@
 
 Per-call costs behind the headline tables (the best of several rounds, so the least disturbed by
 other processes): one humanoid step raw, through torchrl's ``env.step`` and through the
-reference's step path; the parent's and each worker's CPU time per step of a reference parallel
-humanoid rollout; tensordict's ``TensorDict.from_any`` on a tensor (every TensorDictModule output
-and every ``Composite.rand`` leaf goes through it); importing torch / tensordict / torchrl in a
-fresh interpreter (what each spawned worker pays) and starting a 2-task parallel env.
+reference's step path; the parent's and the busiest worker's CPU time per step of a reference
+parallel humanoid rollout, in worker chunks and per step; tensordict's ``TensorDict.from_any``
+on a tensor (every TensorDictModule output and every ``Composite.rand`` leaf goes through it);
+importing torch / tensordict / torchrl in a fresh interpreter (what each spawned worker pays)
+and starting a 2-task parallel env.
 """
 
 from __future__ import annotations
@@ -62,23 +63,29 @@ def _cpu(pid: int) -> float:
 
 
 def parallel_rollout(steps: int = 300) -> list[tuple[str, float]]:
+    """Wall time, parent CPU and busiest-worker CPU per step of a reference parallel humanoid
+    rollout, random actions in worker chunks (no policy) and messaged per step (the policy
+    ``env.rand_action``: the same actions)."""
     from reference import ParallelMultiTaskEnv
     from reference.dmc import stand_maker, walk_maker
 
+    rows: list[tuple[str, float]] = []
     with ParallelMultiTaskEnv([stand_maker, walk_maker], start_timeout=600.0) as env:
-        env.rollout(20)
-        rows = {"parent": float("inf"), "worker": float("inf"), "wall": float("inf")}
-        for _ in range(5):
-            workers = [_cpu(p) for p in env.worker_pids if p]
-            cpu, wall = time.process_time(), time.perf_counter()
-            env.rollout(steps)
-            rows["wall"] = min(rows["wall"], (time.perf_counter() - wall) / steps)
-            rows["parent"] = min(rows["parent"], (time.process_time() - cpu) / steps)
-            used = [_cpu(p) - w for p, w in zip(env.worker_pids, workers, strict=True) if p]
-            rows["worker"] = min(rows["worker"], max(used) / steps)
-    return [("reference parallel humanoid: wall per step", rows["wall"]),
-            ("  parent CPU per step", rows["parent"]),
-            ("  busiest worker CPU per step", rows["worker"])]
+        for label, policy in (("in chunks", None), ("per step", env.rand_action)):
+            env.rollout(20, policy)
+            got = {"wall": float("inf"), "parent": float("inf"), "worker": float("inf")}
+            for _ in range(5):
+                workers = [_cpu(p) for p in env.worker_pids if p]
+                cpu, wall = time.process_time(), time.perf_counter()
+                env.rollout(steps, policy)
+                got["wall"] = min(got["wall"], (time.perf_counter() - wall) / steps)
+                got["parent"] = min(got["parent"], (time.process_time() - cpu) / steps)
+                used = [_cpu(p) - w for p, w in zip(env.worker_pids, workers, strict=True) if p]
+                got["worker"] = min(got["worker"], max(used) / steps)
+            rows += [(f"reference parallel humanoid, {label}: wall per step", got["wall"]),
+                     ("  parent CPU per step", got["parent"]),
+                     ("  busiest worker CPU per step", got["worker"])]
+    return rows
 
 
 def tensordict_calls() -> list[tuple[str, float]]:
