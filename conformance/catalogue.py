@@ -146,8 +146,8 @@ PROPERTIES: tuple[Property, ...] = (
        "batched env matches the reference env output for output."),
     _p("PAR-012", _PAR,
        "A parallel env's rollout without a policy equals reset followed by rand_action-then-step "
-       "from the same seeds and global RNG state, done tasks reset in place, and leaves the "
-       "global RNG where that loop does."),
+       "on an env built alike from the same global RNG state, done tasks reset in place, and "
+       "leaves the global RNG where that loop does."),
     # -- POL: partial-tolerant policy -------------------------------------------------------
     _p("POL-001", "sequential lazy_stack",
        "A partial-tolerant policy writes the action into every element of a lazy stack whose "
