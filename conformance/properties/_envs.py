@@ -2,13 +2,16 @@
 
 Each helper needs only the standard library, torch, tensordict, torchrl (``reference.tasks`` for
 the solo task envs) and the env under test, and imports what it uses inside its body, so its
-source can be pasted into a reproducer (pass it as ``prop(..., helpers=(...))``).  Classes cannot
-be pasted: the reproducer copies functions only, so new helpers are functions or closures.
+source can be pasted into a reproducer (pass it as ``prop(..., helpers=(...))``); it may also use
+:mod:`conformance.assertions`, which every reproducer holds.  Classes cannot be pasted: the
+reproducer copies functions only, so new helpers are functions or closures.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from conformance.assertions import snapshot
 
 
 class ScriptedPolicy:
@@ -67,6 +70,25 @@ def done_mask(root: Any) -> Any:
     """Per task, whether its "done" flag is set: a bool tensor of shape [n, 1]."""
     done = root.get("done")
     return done.reshape(done.shape[0], -1).any(-1, keepdim=True)
+
+
+def manual_rollout(env: Any, steps: int, act: Any) -> list[Any]:
+    """What ``env.rollout(steps, break_when_any_done=False)`` must equal: reset(), then per step
+    ``act(td)``, step, record a copy, move "next" to the root (:func:`next_root`) and reset the
+    done tasks through a "_reset" mask -- not after the last step. Returns the recorded steps."""
+    td = env.reset()
+    recorded = []
+    for t in range(steps):
+        out = env.step(act(td))
+        recorded.append(snapshot(out))
+        if t == steps - 1:
+            break
+        td = next_root(out)
+        done = done_mask(td)
+        if bool(done.any()):
+            td.set("_reset", done)
+            td = env.reset(td)
+    return recorded
 
 
 def solo_trajectory(task: Any, actions: list[Any]) -> list[Any]:

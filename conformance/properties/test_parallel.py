@@ -51,6 +51,7 @@ from conformance.properties._envs import (
     close_quietly,
     describe_exception,
     done_mask,
+    manual_rollout,
     names_task_index,
     next_root,
     scripted_policy,
@@ -306,7 +307,8 @@ def test_rollout_keeps_exclusive_keys(subject, case: RolloutCase) -> None:
 # -- PAR-007: rollout = reset + policy/step ------------------------------------------------------
 
 
-@prop("PAR-007", helpers=(*_ROLLOUT, rollout_of, expect_same_steps, next_root, done_mask))
+@prop("PAR-007", helpers=(*_ROLLOUT, rollout_of, expect_same_steps, next_root, done_mask,
+                          manual_rollout))
 @given(case=rollout_cases(max_steps=10, witness=True))
 def test_rollout_equals_manual_loop(subject, case: RolloutCase) -> None:
     makers = [t.maker() for t in case.tasks]
@@ -320,19 +322,7 @@ def test_rollout_equals_manual_loop(subject, case: RolloutCase) -> None:
         a = subject.serial_env(makers)
         got = rollout_of(a, case.actions)
         b = subject.serial_env(makers)
-        policy = scripted_policy(case.actions)
-        td = b.reset()
-        manual = []
-        for t in range(steps):
-            out = b.step(policy(td))
-            manual.append(snapshot(out))
-            if t == steps - 1:
-                break
-            td = next_root(out)
-            done = done_mask(td)
-            if bool(done.any()):
-                td.set("_reset", done)
-                td = b.reset(td)
+        manual = manual_rollout(b, steps, scripted_policy(case.actions))
         c = subject.serial_env(makers)  # the default mode stops after the first done step
         stopped = snapshot(c.rollout(steps, scripted_policy(case.actions),
                                      return_contiguous=False, break_when_any_done=True))
@@ -459,7 +449,8 @@ def test_close_is_idempotent(subject, case: RolloutCase) -> None:
 
 
 @prop("PAR-012", kind="parallel",
-      helpers=(next_root, done_mask, close_env, task_trajectory, expect_same_steps))
+      helpers=(next_root, done_mask, manual_rollout, close_env, task_trajectory,
+               expect_same_steps))
 @given(case=random_rollout_cases())
 @example(case=random_rollout_example())  # first: episode ends inside the rollout
 def test_random_rollout_equals_rand_action_loop(subject, case: RandomRolloutCase) -> None:
@@ -483,18 +474,7 @@ def test_random_rollout_equals_rand_action_loop(subject, case: RandomRolloutCase
         close_env(first)
         second = subject.parallel_env(makers)  # (not set_seed: PAR-005 checks it)
         torch.manual_seed(case.rng_seed)
-        td = second.reset()
-        manual = []
-        for t in range(case.steps):
-            out = second.step(second.rand_action(td))
-            manual.append(snapshot(out))
-            if t == case.steps - 1:
-                break
-            td = next_root(out)
-            done = done_mask(td)
-            if bool(done.any()):
-                td.set("_reset", done)
-                td = second.reset(td)
+        manual = manual_rollout(second, case.steps, second.rand_action)
         rng_loop = torch.get_rng_state()
     finally:
         close_env(first)
