@@ -66,19 +66,31 @@ def check_equal(a: Any, b: Any) -> None:
 
 
 def case(policy: Any, n: int, calls: int) -> Callable[[], float]:
-    """Seconds per call of ``policy`` on a fresh stack of n elements (copies made untimed)."""
+    """Seconds per call of ``policy`` on a fresh stack of n elements (copies made untimed).
+
+    The cyclic garbage collector is off during a round, as in :mod:`timeit`: otherwise a
+    collection triggered by the untimed ``clone``'s allocations lands in whichever call runs next.
+    Both implementations get the same treatment.
+    """
     base = stack(n)
 
     def run() -> float:
+        import gc
+
         import torch
 
         total = 0.0
-        for _ in range(calls):
-            td = base.clone()
-            with torch.no_grad():
-                start = time.perf_counter()
-                policy(td)
-                total += time.perf_counter() - start
+        gc.collect()
+        gc.disable()
+        try:
+            for _ in range(calls):
+                td = base.clone()
+                with torch.no_grad():
+                    start = time.perf_counter()
+                    policy(td)
+                    total += time.perf_counter() - start
+        finally:
+            gc.enable()
         return total / calls
 
     return run
