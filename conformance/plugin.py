@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from conformance import catalogue, profiles
+from conformance import catalogue, profiles, record
 from conformance.deviations import Deviation, DeviationsError
 from conformance.deviations import load as load_deviations
 
@@ -107,17 +107,18 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{MARKER}(id): a conformance property with this ID")
     name = config.getoption(OPT_PROFILE) or profiles.default_name()
     seed_opt = config.getoption("hypothesis_seed", default=None)
-    prof = profiles.PROFILES[name]
+    if seed_opt is None:
+        seed_opt = getattr(config.option, "conformance_seed", None)
     state = _State(config)
-    if seed_opt is not None or not prof.derandomize:
+    if seed_opt is not None or not profiles.PROFILES[name].derandomize:
         if seed_opt is None:
             seed_opt = random.randrange(2**32)
-            config.option.hypothesis_seed = seed_opt  # xdist passes options on to workers
+        # the properties' own seed (applied with hypothesis.seed, not hypothesis's global one);
+        # xdist passes options on to its workers, so they draw the same examples
+        config.option.conformance_seed = seed_opt
         state.seed = int(seed_opt)
-        from hypothesis import core
-
-        core.global_force_seed = state.seed
-    profiles.activate(name, None if state.seed == "derandomized" else int(state.seed))
+    profiles.activate(name, None if state.seed == "derandomized" else int(state.seed),
+                      shrink=not config.getoption("--conformance-no-shrink"))
     state.profile = profiles.active()
     for path in config.getoption(OPT_DEVIATIONS):
         state.deviations.extend(_load(path))
@@ -230,11 +231,12 @@ def _warn_unmatched(state: _State, areas: set[str]) -> None:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Open the property's call: a declared deviation runs derandomized and unshrunk (its entry
+    carries the reproducer), so strictness cannot flake and it costs no shrinking."""
     marker = item.get_closest_marker(MARKER)
     if marker is not None:
-        from conformance.properties._core import LAST_EXAMPLE
-
-        LAST_EXAMPLE.pop(marker.args[0], None)
+        record.begin(marker.args[0], declared=any(
+            k == "conformance_deviation" for k, _ in item.user_properties))
 
 
 def pytest_runtest_teardown(item: pytest.Item) -> None:
@@ -327,45 +329,6 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):  #
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_call(item: pytest.Item):  # type: ignore[no-untyped-def]
-    """Run declared deviations derandomized and unshrunk (their entry carries the reproducer):
-    a deviation then fails or passes the same way every run, so strictness cannot flake, and it
-    costs no shrinking.  ``--conformance-no-shrink`` drops shrinking for every property.  A
-    property needing a capability the subject ``spawns`` gets the process-parallel example count
-    and no shrinking (each example and shrink step starts worker processes)."""
-    fn = getattr(item, "obj", None)
-    current = getattr(fn, "_hypothesis_internal_use_settings", None)
-    marker = item.get_closest_marker(MARKER)
-    deviation = any(k == "conformance_deviation" for k, _ in item.user_properties)
-    no_shrink = item.config.getoption("--conformance-no-shrink")
-    prof = profiles.active()
-    subj = getattr(item, "callspec", None) and item.callspec.params.get("subject")
-    # (not for a deviation: it stops at its first failing example, and a cut budget could miss
-    # the failure and xpass)
-    spawns = (marker is not None and subj is not None and current is not None and not deviation
-              and getattr(fn, "_conformance_kind", "") != "parallel"
-              and bool(set(getattr(subj, "spawns", ())) & set(catalogue.get(marker.args[0]).needs)))
-    if current is None or marker is None or not (deviation or no_shrink or spawns):
-        yield
-        return
-    from hypothesis import Phase, settings
-
-    # no shrinking in every case here (a spawning subject's shrink step starts workers); the
-    # profile's other phases kept (quick runs only a process-parallel property's fixed example)
-    changes: dict[str, Any] = {"phases": [p for p in current.phases
-                                          if p in (Phase.explicit, Phase.reuse, Phase.generate)]}
-    if deviation:
-        changes["derandomize"] = True
-    if spawns:  # each example starts worker processes: the process-parallel budget
-        changes["max_examples"] = min(current.max_examples, prof.parallel_examples)
-    fn._hypothesis_internal_use_settings = settings(current, **changes)  # type: ignore[union-attr]
-    try:
-        yield
-    finally:
-        fn._hypothesis_internal_use_settings = current  # type: ignore[union-attr]
-
-
-@pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
     outcome = yield
     rep = outcome.get_result()
@@ -375,12 +338,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     if call.excinfo.errisinstance(pytest.skip.Exception):
         return
     from conformance import repro
-    from conformance.properties._core import LAST_EXAMPLE
 
-    example = LAST_EXAMPLE.get(marker.args[0])
+    example = record.last_example(marker.args[0])
     if example is None:
         return
-    subject, fn, inputs, helpers = example
+    subject, fn, inputs, helpers = example.subject, example.fn, example.inputs, example.helpers
     state = item.config.stash[STATE]
     source = state.resolve().get(subject.name, (None, subject.name))[1]
     prop = catalogue.get(marker.args[0])

@@ -25,20 +25,21 @@ class Profile:
     stateful_examples: int
     stateful_steps: int
     derandomize: bool
+    explain: bool  # hypothesis's explain phase (a traced re-run of a failure: slow on workers)
 
 
 # Stateful machines drive in-process envs, but a bug that needs a particular sequence (a rollout,
 # then a partial reset) is found by chance: they get more examples than process-parallel ones.
 PROFILES: dict[str, Profile] = {
     "quick": Profile("quick", max_examples=8, parallel_examples=1, stateful_examples=4,
-                     stateful_steps=10, derandomize=False),
+                     stateful_steps=10, derandomize=False, explain=False),
     "ci": Profile("ci", max_examples=25, parallel_examples=2, stateful_examples=15,
-                  stateful_steps=20, derandomize=True),
+                  stateful_steps=20, derandomize=True, explain=False),
     "thorough": Profile("thorough", max_examples=200, parallel_examples=8, stateful_examples=50,
-                        stateful_steps=50, derandomize=False),
+                        stateful_steps=50, derandomize=False, explain=True),
 }
 
-_active: dict[str, object] = {"name": None, "seed": None}
+_active: dict[str, object] = {"name": None, "seed": None, "shrink": True}
 
 
 def default_name() -> str:
@@ -46,14 +47,22 @@ def default_name() -> str:
     return "ci" if os.environ.get("CI", "").lower() in {"1", "true", "yes"} else "quick"
 
 
-def activate(name: str | None, seed: int | None = None) -> Profile:
-    """Select the profile for properties imported from now on (the plugin calls this)."""
+def activate(name: str | None, seed: int | None = None, shrink: bool = True) -> Profile:
+    """Select the profile, the run's seed (None: the profile's own randomness) and whether
+    failures are shrunk, for every property run from now on (the plugin calls this)."""
     name = name or default_name()
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; expected one of {', '.join(NAMES)}")
     _active["name"] = name
     _active["seed"] = seed
+    _active["shrink"] = shrink
     return PROFILES[name]
+
+
+def seed() -> int | None:
+    """The run's hypothesis seed, or None where the profile decides (derandomized or random)."""
+    value = _active["seed"]
+    return None if value is None else int(value)  # type: ignore[call-overload]
 
 
 def active() -> Profile:
@@ -62,11 +71,21 @@ def active() -> Profile:
     return PROFILES[str(name)]
 
 
-def hypothesis_settings(kind: str = "default", explicit: int = 0):  # type: ignore[no-untyped-def]
-    """A ``hypothesis.settings`` for a property of ``kind`` (default, parallel, stateful) with
-    ``explicit`` fixed examples (``@example``). A process-parallel property's single example (quick)
-    is its fixed one where it has one: each example starts workers, and the fixed example is the
-    one chosen to expose the bugs generated ones miss. Larger budgets add generated examples."""
+def hypothesis_settings(kind: str = "default", explicit: int = 0, *, spawns: bool = False,
+                        declared: bool = False):  # type: ignore[no-untyped-def]
+    """The ``hypothesis.settings`` of one property run: ``kind`` is default, parallel or
+    stateful, with ``explicit`` fixed examples (``@example``).
+
+    - A process-parallel property's single example (quick) is its fixed one where it has one:
+      each example starts workers, and the fixed example is the one chosen to expose the bugs
+      generated ones miss. Larger budgets add generated examples.
+    - ``spawns``: the subject starts worker processes for a capability the property needs: the
+      process-parallel example count, and no shrinking (each shrink step starts workers).
+    - ``declared``: the subject declares a deviation on the property: derandomized (strictness
+      cannot flake) and unshrunk (the entry carries the reproducer).
+    - No shrinking either when the run asks for none (``--conformance-no-shrink``); the explain
+      phase only where the profile keeps it.
+    """
     from hypothesis import HealthCheck, Phase, settings
 
     prof = active()
@@ -75,14 +94,22 @@ def hypothesis_settings(kind: str = "default", explicit: int = 0):  # type: igno
     if kind == "stateful":
         kwargs["stateful_step_count"] = prof.stateful_steps
         examples = prof.stateful_examples
+    if spawns and kind != "parallel":
+        examples = min(examples, prof.parallel_examples)
+    phases = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink]
+    if prof.explain:
+        phases.append(Phase.explain)
     if kind == "parallel" and explicit >= examples:
-        kwargs["phases"] = [Phase.explicit]
+        phases = [Phase.explicit]
+    if declared or spawns or not _active["shrink"]:
+        phases = [p for p in phases if p in (Phase.explicit, Phase.reuse, Phase.generate)]
     return settings(
         max_examples=examples,
         deadline=None,
         database=None,
-        derandomize=prof.derandomize and _active["seed"] is None,
+        derandomize=declared or (prof.derandomize and _active["seed"] is None),
         print_blob=True,
         suppress_health_check=list(HealthCheck),
+        phases=phases,
         **kwargs,  # type: ignore[arg-type]
     )

@@ -4,52 +4,79 @@ from __future__ import annotations
 
 import copy
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from conformance import catalogue, profiles
-
-# The last example each property ran, per process: after hypothesis has shrunk a failure, its
-# final replay is the minimal example, which the plugin turns into a reproducer.
-LAST_EXAMPLE: dict[str, Any] = {}
+from conformance import catalogue, profiles, record
 
 
-def _record(prop_id: str, fn: Callable[..., Any], helpers: tuple[Any, ...]) -> Callable[..., Any]:
-    @functools.wraps(fn)
-    def recorder(*args: Any, **kwargs: Any) -> Any:
+def _recorder(call: record.Call, body: Callable[..., Any],
+              helpers: tuple[Any, ...]) -> Callable[..., Any]:
+    """``body``, recording each example it runs on ``call`` (a copy: the body may mutate)."""
+
+    @functools.wraps(body)
+    def recorded(*args: Any, **kwargs: Any) -> Any:
         subject = kwargs.get("subject", args[0] if args else None)
         inputs = {k: v for k, v in kwargs.items() if k != "subject"}
         try:
             saved = copy.deepcopy(inputs)
         except Exception:  # inputs that cannot be copied are rendered as they are
             saved = inputs
-        LAST_EXAMPLE[prop_id] = (subject, fn, saved, helpers)
-        return fn(*args, **kwargs)
+        call.example = record.Example(subject, body, saved, helpers)
+        return body(*args, **kwargs)
 
-    return recorder
+    return recorded
 
 
-def prop(prop_id: str, kind: str = "default", helpers: tuple[Any, ...] = ()) -> Callable[..., Any]:
-    """Mark a test as conformance property ``prop_id``.
+def current_settings(prop_id: str) -> Any:
+    """The hypothesis settings of the running call of ``prop_id`` (a stateful property passes
+    them to ``run_state_machine_as_test``)."""
+    return record.current(prop_id).settings
 
-    Sets its docstring to the catalogue statement, its hypothesis settings from the active
-    profile (``kind`` is ``default``, ``parallel`` or ``stateful``), and records each example so
-    a failure comes with a standalone reproducer (``helpers`` are functions pasted into it).
+
+def prop(prop_id: str, kind: str = "default", helpers: tuple[Any, ...] = (),
+         examples: tuple[dict[str, Any], ...] = (), **strategies: Any) -> Callable[..., Any]:
+    """Mark ``body(subject, **drawn)`` as conformance property ``prop_id``.
+
+    ``strategies`` are hypothesis strategies for the body's other arguments and ``examples``
+    its fixed examples (run first, in order); ``kind`` is ``default``, ``parallel`` or
+    ``stateful``. The hypothesis test is built for each run with the settings the profile gives
+    this property on this subject (:func:`conformance.profiles.hypothesis_settings`), and each
+    example is recorded so a failure comes with a standalone reproducer (``helpers`` are
+    functions pasted into it). The docstring becomes the catalogue statement.
     """
+    from hypothesis import example, given, seed, settings
+
     entry = catalogue.get(prop_id)
 
-    def decorate(test: Callable[..., Any]) -> Callable[..., Any]:
-        hyp = getattr(test, "hypothesis", None)
-        if hyp is not None:
-            hyp.inner_test = _record(prop_id, hyp.inner_test, helpers)
-            explicit = len(getattr(test, "hypothesis_explicit_examples", ()))
-            test = profiles.hypothesis_settings(kind, explicit)(test)
-        else:  # a plain example-based property: record its (empty) example for the reproducer
-            test = _record(prop_id, test, helpers)
-        test.__doc__ = entry.statement
-        test._conformance_kind = kind  # type: ignore[attr-defined]  # (the plugin reads it)
-        return pytest.mark.conformance(prop_id)(test)  # type: ignore[no-any-return]
+    def decorate(body: Callable[..., Any]) -> Callable[..., Any]:
+        params = [p for name, p in inspect.signature(body).parameters.items()
+                  if name not in strategies]
+
+        @functools.wraps(body)
+        def property_test(*args: Any, **kwargs: Any) -> Any:
+            subject = kwargs.get("subject", args[0] if args else None)
+            call = record.current(prop_id)
+            call.settings = profiles.hypothesis_settings(
+                kind, len(examples), declared=call.declared,
+                spawns=bool(set(getattr(subject, "spawns", ())) & set(entry.needs)))
+            test = _recorder(call, body, helpers)
+            if not strategies:  # a plain or stateful property: runs (and records) itself
+                return test(*args, **kwargs)
+            test = given(**strategies)(test)
+            for fixed in reversed(examples):
+                test = example(**fixed)(test)
+            run_seed = profiles.seed()
+            if run_seed is not None and not call.settings.derandomize:
+                test = seed(run_seed)(test)
+            return settings(call.settings)(test)(*args, **kwargs)
+
+        del property_test.__wrapped__  # pytest reads the signature below, not the body's
+        property_test.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        property_test.__doc__ = entry.statement
+        return pytest.mark.conformance(prop_id)(property_test)  # type: ignore[no-any-return]
 
     return decorate

@@ -4,7 +4,6 @@ reports, reads and densifies only the keys all of them share."""
 from __future__ import annotations
 
 import torch
-from hypothesis import given
 from hypothesis import strategies as st
 
 from conformance.assertions import (
@@ -46,8 +45,7 @@ def read_outcome(td, key, form, default):
         return ("raised", type(exc))
 
 
-@prop("EXC-001", helpers=(all_keys,))
-@given(case=stack_cases(exclusive=True))
+@prop("EXC-001", helpers=(all_keys,), case=stack_cases(exclusive=True))
 def test_keys_are_the_intersection(subject, case: StackCase) -> None:
     stack = subject.lazy_stack(case.tds, case.dim)
     call = f"lazy_stack(tds, dim={case.dim}).keys(...)"
@@ -62,8 +60,7 @@ def test_keys_are_the_intersection(subject, case: StackCase) -> None:
     expect(set(stack.keys()) == top, "keys()", sorted(stack.keys()), sorted(top), call, fix)
 
 
-@prop("EXC-002")
-@given(case=stack_cases(exclusive=True))
+@prop("EXC-002", case=stack_cases(exclusive=True))
 def test_elements_keep_exclusive_keys(subject, case: StackCase) -> None:
     d = case.dim % (case.tds[0].batch_dims + 1)
     before = snapshot(case.tds)
@@ -74,8 +71,7 @@ def test_elements_keep_exclusive_keys(subject, case: StackCase) -> None:
                         f"lazy_stack(tds, dim={case.dim})", fix=_KEEP)
 
 
-@prop("EXC-003")
-@given(case=slice_cases())
+@prop("EXC-003", case=slice_cases())
 def test_slice_keeps_exclusive_keys(subject, case: SliceCase) -> None:
     d = case.dim % (case.tds[0].batch_dims + 1)
     before = snapshot(case.tds)
@@ -93,8 +89,7 @@ def test_slice_keeps_exclusive_keys(subject, case: SliceCase) -> None:
                             "themselves, exclusive keys included")
 
 
-@prop("EXC-004")
-@given(case=nested_stack_cases(exclusive=True))
+@prop("EXC-004", case=nested_stack_cases(exclusive=True))
 def test_nested_stack_keeps_exclusive_keys(subject, case: NestedStackCase) -> None:
     ndim = case.grid[0][0].batch_dims
     d_in = case.inner_dim % (ndim + 1)  # in the inner stacks' dims
@@ -121,8 +116,7 @@ def test_nested_stack_keeps_exclusive_keys(subject, case: NestedStackCase) -> No
                             fix=_KEEP)
 
 
-@prop("EXC-005", helpers=(all_keys, read_outcome))
-@given(case=stack_cases(exclusive=True))
+@prop("EXC-005", helpers=(all_keys, read_outcome), case=stack_cases(exclusive=True))
 def test_reading_a_non_shared_key_fails_like_a_missing_key(subject, case: StackCase) -> None:
     stack = subject.lazy_stack(case.tds, case.dim)
     partial = set.union(*(all_keys(td) for td in case.tds)) - set.intersection(
@@ -148,8 +142,9 @@ def test_reading_a_non_shared_key_fails_like_a_missing_key(subject, case: StackC
                    "fail as for a missing key; never return partial, padded or mixed data")
 
 
-@prop("EXC-006")
-@given(case=stack_cases(exclusive=True), how=st.sampled_from(["contiguous", "to_tensordict"]))
+@prop("EXC-006",
+      case=stack_cases(exclusive=True),
+      how=st.sampled_from(["contiguous", "to_tensordict"]))
 def test_densify_keeps_shared_keys_and_own_values(subject, case: StackCase, how: str) -> None:
     d = case.dim % (case.tds[0].batch_dims + 1)
     before = snapshot(case.tds)
@@ -170,8 +165,7 @@ def test_densify_keeps_shared_keys_and_own_values(subject, case: StackCase, how:
                                 "stack each element's own value, in order")
 
 
-@prop("EXC-007")
-@given(case=stack_cases(), nested=st.booleans(), how=st.sampled_from(["set", "setitem"]))
+@prop("EXC-007", case=stack_cases(), nested=st.booleans(), how=st.sampled_from(["set", "setitem"]))
 def test_key_set_on_one_element_stays_there(subject, case: StackCase, nested: bool,
                                             how: str) -> None:
     d = case.dim % (case.tds[0].batch_dims + 1)
@@ -193,8 +187,7 @@ def test_key_set_on_one_element_stays_there(subject, case: StackCase, nested: bo
                             f"tds[{j}].get({keys[j]!r})", call)
 
 
-@prop("EXC-008", helpers=(all_keys,))
-@given(case=stack_cases(exclusive=True))
+@prop("EXC-008", helpers=(all_keys,), case=stack_cases(exclusive=True))
 def test_membership_agrees_with_keys(subject, case: StackCase) -> None:
     stack = subject.lazy_stack(case.tds, case.dim)
     call = f"lazy_stack(tds, dim={case.dim})"

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import example, given
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -33,7 +32,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from conformance import profiles
+from conformance import record
 from conformance.assertions import (
     elements,
     expect,
@@ -42,7 +41,7 @@ from conformance.assertions import (
     snapshot,
     tensors_equal,
 )
-from conformance.properties._core import LAST_EXAMPLE, prop
+from conformance.properties._core import current_settings, prop
 from conformance.properties._envs import (
     call_within,
     child_pids,
@@ -122,8 +121,10 @@ def expect_same_steps(got: list[Any], expected: list[Any], what: str, call: str,
 # -- PAR-001..003: trajectories ------------------------------------------------------------------
 
 
-@prop("PAR-001", kind="parallel", helpers=(*_ROLLOUT, rollout_of, expect_same_steps))
-@given(case=rollout_cases(max_tasks=2, min_steps=5, max_steps=9, max_episode=4, witness=True))
+@prop("PAR-001",
+      kind="parallel",
+      helpers=(*_ROLLOUT, rollout_of, expect_same_steps),
+      case=rollout_cases(max_tasks=2, min_steps=5, max_steps=9, max_episode=4, witness=True))
 def test_parallel_matches_serial(subject, case: RolloutCase) -> None:
     makers = [t.maker() for t in case.tasks]
     call = f"parallel_env(makers).rollout({len(case.actions)}, policy) vs serial_env(makers)"
@@ -142,8 +143,9 @@ def test_parallel_matches_serial(subject, case: RolloutCase) -> None:
                           "does: same maker, seed, action order and reset points")
 
 
-@prop("PAR-002", helpers=(*_ROLLOUT, rollout_of, expect_same_steps, solo_trajectory))
-@given(case=rollout_cases(max_steps=10, witness=True))
+@prop("PAR-002",
+      helpers=(*_ROLLOUT, rollout_of, expect_same_steps, solo_trajectory),
+      case=rollout_cases(max_steps=10, witness=True))
 def test_serial_task_equals_task_alone(subject, case: RolloutCase) -> None:
     env = subject.serial_env([t.maker() for t in case.tasks])
     try:
@@ -159,9 +161,10 @@ def test_serial_task_equals_task_alone(subject, case: RolloutCase) -> None:
                           "no reordering, reset a task only when it is done")
 
 
-@prop("PAR-003", kind="parallel",
-      helpers=(*_ROLLOUT, rollout_of, expect_same_steps, solo_trajectory))
-@given(case=rollout_cases(max_tasks=2, min_steps=5, max_steps=9, max_episode=4, witness=True))
+@prop("PAR-003",
+      kind="parallel",
+      helpers=(*_ROLLOUT, rollout_of, expect_same_steps, solo_trajectory),
+      case=rollout_cases(max_tasks=2, min_steps=5, max_steps=9, max_episode=4, witness=True))
 def test_parallel_task_equals_task_alone(subject, case: RolloutCase) -> None:
     env = subject.parallel_env([t.maker() for t in case.tasks])
     try:
@@ -180,8 +183,9 @@ def test_parallel_task_equals_task_alone(subject, case: RolloutCase) -> None:
 # -- PAR-004: partial reset ----------------------------------------------------------------------
 
 
-@prop("PAR-004", helpers=(write_actions, next_root, done_mask, close_env))
-@given(case=partial_reset_cases())
+@prop("PAR-004",
+      helpers=(write_actions, next_root, done_mask, close_env),
+      case=partial_reset_cases())
 def test_reset_mask_resets_exactly_masked_tasks(subject, case: PartialResetCase) -> None:
     from reference.tasks import TaskEnv
 
@@ -233,8 +237,7 @@ def test_reset_mask_resets_exactly_masked_tasks(subject, case: PartialResetCase)
 # -- PAR-005: seeding ----------------------------------------------------------------------------
 
 
-@prop("PAR-005", helpers=(*_ROLLOUT, rollout_of, expect_same_steps, tds_equal))
-@given(case=seed_cases())
+@prop("PAR-005", helpers=(*_ROLLOUT, rollout_of, expect_same_steps, tds_equal), case=seed_cases())
 def test_set_seed_distinct_and_reproducible(subject, case: SeedCase) -> None:
     makers = [case.task.maker() for _ in range(case.copies)]
     actions = [[a] * case.copies for a in case.actions]
@@ -272,8 +275,9 @@ def test_set_seed_distinct_and_reproducible(subject, case: SeedCase) -> None:
 # -- PAR-006: rollout keys -----------------------------------------------------------------------
 
 
-@prop("PAR-006", helpers=(*_ROLLOUT, rollout_of, solo_trajectory, stack_leaf_keys))
-@given(case=rollout_cases(min_tasks=2, max_tasks=4, exclusive=True, max_steps=6))
+@prop("PAR-006",
+      helpers=(*_ROLLOUT, rollout_of, solo_trajectory, stack_leaf_keys),
+      case=rollout_cases(min_tasks=2, max_tasks=4, exclusive=True, max_steps=6))
 def test_rollout_keeps_exclusive_keys(subject, case: RolloutCase) -> None:
     n, steps = len(case.tasks), len(case.actions)
     env = subject.serial_env([t.maker() for t in case.tasks])
@@ -307,9 +311,10 @@ def test_rollout_keeps_exclusive_keys(subject, case: RolloutCase) -> None:
 # -- PAR-007: rollout = reset + policy/step ------------------------------------------------------
 
 
-@prop("PAR-007", helpers=(*_ROLLOUT, rollout_of, expect_same_steps, next_root, done_mask,
-                          manual_rollout))
-@given(case=rollout_cases(max_steps=10, witness=True))
+@prop("PAR-007",
+      helpers=(*_ROLLOUT, rollout_of, expect_same_steps, next_root, done_mask,
+                          manual_rollout),
+      case=rollout_cases(max_steps=10, witness=True))
 def test_rollout_equals_manual_loop(subject, case: RolloutCase) -> None:
     makers = [t.maker() for t in case.tasks]
     steps = len(case.actions)
@@ -345,9 +350,12 @@ def test_rollout_equals_manual_loop(subject, case: RolloutCase) -> None:
 # -- PAR-008..010: failures and shutdown ---------------------------------------------------------
 
 
-@prop("PAR-008", kind="parallel", helpers=_FAILURE)
-@given(case=failure_cases("step", max_tasks=2))
-@example(case=failure_example("step"))  # first: two layouts, task 0 fails
+# fixed example, first: two layouts, task 0 fails
+@prop("PAR-008",
+      kind="parallel",
+      helpers=_FAILURE,
+      case=failure_cases("step", max_tasks=2),
+      examples=(dict(case=failure_example("step")),))
 def test_worker_step_error_surfaces(subject, case: FailureCase) -> None:
     k = case.index
     at = case.tasks[k].raise_at_step
@@ -385,9 +393,12 @@ def test_worker_step_error_surfaces(subject, case: FailureCase) -> None:
         close_quietly(env)
 
 
-@prop("PAR-009", kind="parallel", helpers=_FAILURE)
-@given(case=failure_cases("init", max_tasks=2))
-@example(case=failure_example("init"))  # first: two layouts, task 1 fails
+# fixed example, first: two layouts, task 1 fails
+@prop("PAR-009",
+      kind="parallel",
+      helpers=_FAILURE,
+      case=failure_cases("init", max_tasks=2),
+      examples=(dict(case=failure_example("init")),))
 def test_worker_init_error_surfaces(subject, case: FailureCase) -> None:
     import time
 
@@ -419,11 +430,13 @@ def test_worker_init_error_surfaces(subject, case: FailureCase) -> None:
         close_quietly(env)
 
 
-@prop("PAR-010", kind="parallel",
+# fixed example, first: two workers, two layouts
+@prop("PAR-010",
+      kind="parallel",
       helpers=(call_within, child_pids, children_left, close_quietly, describe_exception,
-               shown_exceptions, next_root, write_actions))
-@given(case=rollout_cases(max_tasks=2, max_steps=2))
-@example(case=rollout_example())  # first: two workers, two layouts
+               shown_exceptions, next_root, write_actions),
+      case=rollout_cases(max_tasks=2, max_steps=2),
+      examples=(dict(case=rollout_example()),))
 def test_close_is_idempotent(subject, case: RolloutCase) -> None:
     call = f"parallel_env(makers); reset(); step() x{len(case.actions)}; close(); close()"
     before = child_pids()
@@ -448,11 +461,13 @@ def test_close_is_idempotent(subject, case: RolloutCase) -> None:
 # -- PAR-012: rollout without a policy --------------------------------------------------------
 
 
-@prop("PAR-012", kind="parallel",
+# fixed example, first: episode ends inside the rollout
+@prop("PAR-012",
+      kind="parallel",
       helpers=(next_root, done_mask, manual_rollout, close_env, task_trajectory,
-               expect_same_steps))
-@given(case=random_rollout_cases())
-@example(case=random_rollout_example())  # first: episode ends inside the rollout
+               expect_same_steps),
+      case=random_rollout_cases(),
+      examples=(dict(case=random_rollout_example()),))
 def test_random_rollout_equals_rand_action_loop(subject, case: RandomRolloutCase) -> None:
     import torch
 
@@ -581,9 +596,9 @@ def parity_machine(subject: Any) -> type[RuleBasedStateMachine]:
 
         def record(self) -> None:
             """Keep the operations so far as the example the kit's reproducer replays."""
-            LAST_EXAMPLE["PAR-011"] = (subject, replay_against_reference,
-                                       {"tasks": list(self.tasks), "ops": list(self.ops)},
-                                       _PARITY)
+            record.current("PAR-011").example = record.Example(
+                subject, replay_against_reference,
+                {"tasks": list(self.tasks), "ops": list(self.ops)}, _PARITY)
 
         def run(self, op: tuple[Any, ...]) -> None:
             self.ops.append(op)
@@ -627,12 +642,4 @@ def parity_machine(subject: Any) -> type[RuleBasedStateMachine]:
 
 @prop("PAR-011", kind="stateful", helpers=_PARITY)
 def test_serial_env_matches_reference_in_any_sequence(subject) -> None:
-    settings = test_serial_env_matches_reference_in_any_sequence._hypothesis_internal_use_settings
-    run_state_machine_as_test(parity_machine(subject), settings=settings)
-
-
-# A state machine gets no @given, so prop() applies no settings: the test carries them where the
-# plugin looks for a property's settings, so it can drop shrinking (declared deviations,
-# --conformance-no-shrink) for this property too.
-test_serial_env_matches_reference_in_any_sequence._hypothesis_internal_use_settings = (  # type: ignore[attr-defined]
-    profiles.hypothesis_settings("stateful"))
+    run_state_machine_as_test(parity_machine(subject), settings=current_settings("PAR-011"))

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from hypothesis import example, given
 from hypothesis import strategies as st
 
 from conformance.assertions import expect, expect_tensor_equal, key_tuple, snapshot
@@ -142,8 +141,9 @@ def names_key(err: BaseException, key: Any) -> bool:
 # -- properties --------------------------------------------------------------------------------
 
 
-@prop("SPEC-001", helpers=(close_env, task_specs, spec_summary, spec_difference))
-@given(ts=spec_task_sets())
+@prop("SPEC-001",
+      helpers=(close_env, task_specs, spec_summary, spec_difference),
+      ts=spec_task_sets())
 def test_observation_spec_per_task(subject, ts: TaskSet) -> None:
     own = [task_specs(t) for t in ts.tasks]
     env = subject.serial_env([t.maker() for t in ts.tasks])
@@ -161,8 +161,9 @@ def test_observation_spec_per_task(subject, ts: TaskSet) -> None:
         close_env(env)
 
 
-@prop("SPEC-002", helpers=(close_env, task_specs, spec_summary, spec_difference))
-@given(ts=spec_task_sets())
+@prop("SPEC-002",
+      helpers=(close_env, task_specs, spec_summary, spec_difference),
+      ts=spec_task_sets())
 def test_action_reward_done_specs_per_task(subject, ts: TaskSet) -> None:
     own = [task_specs(t) for t in ts.tasks]
     env = subject.serial_env([t.maker() for t in ts.tasks])
@@ -180,8 +181,7 @@ def test_action_reward_done_specs_per_task(subject, ts: TaskSet) -> None:
         close_env(env)
 
 
-@prop("SPEC-003", helpers=(close_env,))
-@given(ts=spec_task_sets())
+@prop("SPEC-003", helpers=(close_env,), ts=spec_task_sets())
 def test_batch_size_is_number_of_tasks(subject, ts: TaskSet) -> None:
     n = len(ts.tasks)
     env = subject.serial_env([t.maker() for t in ts.tasks])
@@ -195,8 +195,7 @@ def test_batch_size_is_number_of_tasks(subject, ts: TaskSet) -> None:
         close_env(env)
 
 
-@prop("SPEC-004", helpers=(close_env, task_specs, read, set_actions))
-@given(run=task_runs(steps=1))
+@prop("SPEC-004", helpers=(close_env, task_specs, read, set_actions), run=task_runs(steps=1))
 def test_shared_keys_one_shape_and_dtype(subject, run: TaskRun) -> None:
     n = len(run.tasks)
     own = [task_specs(t) for t in run.tasks]
@@ -238,9 +237,10 @@ def test_shared_keys_one_shape_and_dtype(subject, run: TaskRun) -> None:
         close_env(env)
 
 
-@prop("SPEC-005", helpers=(close_env, names_key, spec_summary, spec_difference, set_actions,
-                           policy_from))
-@given(case=spec_conflicts())
+@prop("SPEC-005",
+      helpers=(close_env, names_key, spec_summary, spec_difference, set_actions,
+                           policy_from),
+      case=spec_conflicts())
 def test_conflicting_key_refused_or_supported(subject, case: ConflictCase) -> None:
     from reference.tasks import TaskEnv
 
@@ -313,8 +313,7 @@ def test_conflicting_key_refused_or_supported(subject, case: ConflictCase) -> No
                             "stepped alone", f"serial_env(makers).{call}")
 
 
-@prop("SPEC-006", helpers=(close_env,))
-@given(ts=spec_task_sets(), seed=st.integers(0, 2**16))
+@prop("SPEC-006", helpers=(close_env,), ts=spec_task_sets(), seed=st.integers(0, 2**16))
 def test_random_actions_accepted(subject, ts: TaskSet, seed: int) -> None:
     n = len(ts.tasks)
     env = subject.serial_env([t.maker() for t in ts.tasks])
@@ -343,8 +342,9 @@ def test_random_actions_accepted(subject, ts: TaskSet, seed: int) -> None:
         close_env(env)
 
 
-@prop("SPEC-007", helpers=(close_env, task_specs, in_spec, read, spec_summary))
-@given(ts=spec_task_sets())
+@prop("SPEC-007",
+      helpers=(close_env, task_specs, in_spec, read, spec_summary),
+      ts=spec_task_sets())
 def test_reset_elements_in_own_specs(subject, ts: TaskSet) -> None:
     own = [task_specs(t) for t in ts.tasks]
     env = subject.serial_env([t.maker() for t in ts.tasks])
@@ -361,8 +361,9 @@ def test_reset_elements_in_own_specs(subject, ts: TaskSet) -> None:
         close_env(env)
 
 
-@prop("SPEC-008", helpers=(close_env, task_specs, in_spec, read, set_actions, spec_summary))
-@given(run=task_runs(steps=2))
+@prop("SPEC-008",
+      helpers=(close_env, task_specs, in_spec, read, set_actions, spec_summary),
+      run=task_runs(steps=2))
 def test_step_elements_in_own_specs(subject, run: TaskRun) -> None:
     own = [task_specs(t) for t in run.tasks]
     env = subject.serial_env([t.maker() for t in run.tasks])
@@ -384,10 +385,13 @@ def test_step_elements_in_own_specs(subject, run: TaskRun) -> None:
         close_env(env)
 
 
-@prop("SPEC-009", kind="parallel", helpers=(close_env, task_specs, spec_summary,
-                                            spec_difference))
-@given(ts=spec_task_sets(min_tasks=2, max_tasks=2))
-@example(ts=spec_example())  # first: two tasks whose layouts differ
+# fixed example, first: two tasks whose layouts differ
+@prop("SPEC-009",
+      kind="parallel",
+      helpers=(close_env, task_specs, spec_summary,
+                                            spec_difference),
+      ts=spec_task_sets(min_tasks=2, max_tasks=2),
+      examples=(dict(ts=spec_example()),))
 def test_parallel_specs_match_serial(subject, ts: TaskSet) -> None:
     # A serial env reports task i's own specs at index i (SPEC-001/002), so the parallel env is
     # held to those: the property needs parallel_env only.  Two tasks keep worker starts cheap.

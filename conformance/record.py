@@ -1,0 +1,54 @@
+"""The call a property is running: what the plugin tells it, and the example it last ran.
+
+The plugin opens a :class:`Call` before each property runs (:func:`begin`); the property's wrapper
+(:func:`conformance.properties._core.prop`) reads it for its settings and records each example it
+runs; after a failure the plugin reads the last one back (:func:`last_example`) to build the
+reproducer: after hypothesis has shrunk a failure, its final replay is the minimal example.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class Example:
+    """One example a property ran: ``fn(subject, **inputs)``; ``helpers`` are pasted with it."""
+
+    subject: Any
+    fn: Callable[..., Any]
+    inputs: dict[str, Any]
+    helpers: tuple[Any, ...] = ()
+
+
+@dataclass
+class Call:
+    """One run of property ``prop_id``; ``declared``: the subject declares a deviation on it."""
+
+    prop_id: str
+    declared: bool = False
+    settings: Any = None  # the hypothesis settings the property runs under (set by prop())
+    example: Example | None = None
+
+
+_calls: dict[str, Call] = {}
+
+
+def begin(prop_id: str, declared: bool = False) -> Call:
+    """Open a fresh call of ``prop_id`` (forgetting the last one's example)."""
+    _calls[prop_id] = Call(prop_id, declared)
+    return _calls[prop_id]
+
+
+def current(prop_id: str) -> Call:
+    """The open call of ``prop_id``; a default one where nothing opened it (run outside the
+    plugin)."""
+    return _calls.get(prop_id) or begin(prop_id)
+
+
+def last_example(prop_id: str) -> Example | None:
+    """The last example the open call of ``prop_id`` ran, if any."""
+    call = _calls.get(prop_id)
+    return call.example if call else None
