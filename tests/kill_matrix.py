@@ -1,6 +1,6 @@
 """The kill matrix: every mutant in tests/mutants against the properties, in one run.
 
-``python -m tests.kill_matrix`` runs it and prints the markdown matrix for the README;
+``python -m tests.kill_matrix`` runs it and prints the markdown matrix of docs/kill-matrix.md;
 tests/test_kill_matrix.py asserts it.  Each mutant module declares ``KILLS = {factory: [IDs]}``:
 the properties that mutant must fail.
 """
@@ -100,7 +100,8 @@ def markdown(kills: dict[str, list[str]], report: dict[str, Any]) -> str:
 
 
 def compact(kills: dict[str, list[str]], report: dict[str, Any]) -> str:
-    """One row per mutant: what it breaks and the properties that kill it (README form)."""
+    """One row per mutant: what it breaks and the properties that kill it (the table of
+    docs/kill-matrix.md)."""
     lines = ["| mutant | what it breaks | killed by |", "| --- | --- | --- |"]
     for target, wanted in kills.items():
         module, _, attr = target.partition(":")
