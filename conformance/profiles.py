@@ -71,8 +71,8 @@ def active() -> Profile:
     return PROFILES[str(name)]
 
 
-def hypothesis_settings(kind: str = "default", explicit: int = 0, *, spawns: bool = False,
-                        declared: bool = False):  # type: ignore[no-untyped-def]
+def hypothesis_settings(kind: str = "default", explicit: int = 0, *,
+                        spawns: bool = False):  # type: ignore[no-untyped-def]
     """The ``hypothesis.settings`` of one property run: ``kind`` is default, parallel or
     stateful, with ``explicit`` fixed examples (``@example``).
 
@@ -81,8 +81,6 @@ def hypothesis_settings(kind: str = "default", explicit: int = 0, *, spawns: boo
       generated ones miss. Larger budgets add generated examples.
     - ``spawns``: the subject starts worker processes for a capability the property needs: the
       process-parallel example count, and no shrinking (each shrink step starts workers).
-    - ``declared``: the subject declares a deviation on the property: derandomized (strictness
-      cannot flake) and unshrunk (the entry carries the reproducer).
     - No shrinking either when the run asks for none (``--conformance-no-shrink``); the explain
       phase only where the profile keeps it.
     """
@@ -101,13 +99,13 @@ def hypothesis_settings(kind: str = "default", explicit: int = 0, *, spawns: boo
         phases.append(Phase.explain)
     if kind == "parallel" and explicit >= examples:
         phases = [Phase.explicit]
-    if declared or spawns or not _active["shrink"]:
+    if spawns or not _active["shrink"]:
         phases = [p for p in phases if p in (Phase.explicit, Phase.reuse, Phase.generate)]
     return settings(
         max_examples=examples,
         deadline=None,
         database=None,
-        derandomize=declared or (prof.derandomize and _active["seed"] is None),
+        derandomize=prof.derandomize and _active["seed"] is None,
         print_blob=True,
         suppress_health_check=list(HealthCheck),
         phases=phases,

@@ -9,7 +9,7 @@ reproducer: after hypothesis has shrunk a failure, its final replay is the minim
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -25,20 +25,41 @@ class Example:
 
 @dataclass
 class Call:
-    """One run of property ``prop_id``; ``declared``: the subject declares a deviation on it."""
+    """One run of property ``prop_id`` on a subject, with the findings declared for the pair.
+
+    ``hits`` counts the examples whose failure matched each finding (hypothesis went on past
+    them); ``explored`` counts the examples that ran without hitting one.
+    """
 
     prop_id: str
-    declared: bool = False
+    findings: tuple[Any, ...] = ()
     settings: Any = None  # the hypothesis settings the property runs under (set by prop())
     example: Example | None = None
+    hits: dict[str, int] = field(default_factory=dict)
+    explored: int = 0
+
+    def known(self, exc: BaseException) -> Any:
+        """The declared finding whose signature ``exc``'s failure text matches, else None; a
+        match is counted as a hit."""
+        if not self.findings:
+            return None
+        from conformance.findings import failure_text
+
+        text = failure_text(exc)
+        for finding in self.findings:
+            if finding.matches(text):
+                self.hits[finding.name] = self.hits.get(finding.name, 0) + 1
+                return finding
+        return None
 
 
 _calls: dict[str, Call] = {}
 
 
-def begin(prop_id: str, declared: bool = False) -> Call:
-    """Open a fresh call of ``prop_id`` (forgetting the last one's example)."""
-    _calls[prop_id] = Call(prop_id, declared)
+def begin(prop_id: str, findings: tuple[Any, ...] = ()) -> Call:
+    """Open a fresh call of ``prop_id`` with the findings declared for it (forgetting the last
+    call's example)."""
+    _calls[prop_id] = Call(prop_id, tuple(findings))
     return _calls[prop_id]
 
 

@@ -13,9 +13,17 @@ import pytest
 from conformance import catalogue, profiles, record
 
 
-def _recorder(call: record.Call, body: Callable[..., Any],
-              helpers: tuple[Any, ...]) -> Callable[..., Any]:
-    """``body``, recording each example it runs on ``call`` (a copy: the body may mutate)."""
+class FindingsOnly(BaseException):
+    """Raised through hypothesis to stop a property whose examples keep hitting declared
+    findings (a BaseException: hypothesis lets it through instead of shrinking it)."""
+
+
+def _recorder(call: record.Call, body: Callable[..., Any], helpers: tuple[Any, ...],
+              generated: bool) -> Callable[..., Any]:
+    """``body``, recording each example it runs on ``call`` (a copy: the body may mutate). A
+    failure that matches a declared finding is a hit: hypothesis goes on as if the example were
+    rejected (``generated``), until hits outnumber twice the example budget."""
+    from hypothesis import reject
 
     @functools.wraps(body)
     def recorded(*args: Any, **kwargs: Any) -> Any:
@@ -26,9 +34,26 @@ def _recorder(call: record.Call, body: Callable[..., Any],
         except Exception:  # inputs that cannot be copied are rendered as they are
             saved = inputs
         call.example = record.Example(subject, body, saved, helpers)
-        return body(*args, **kwargs)
+        try:
+            result = body(*args, **kwargs)
+        except Exception as exc:
+            if call.known(exc) is None:
+                raise
+            if not generated:
+                return None
+            if sum(call.hits.values()) >= 2 * call.settings.max_examples:
+                raise FindingsOnly() from None
+            reject()
+        call.explored += 1
+        return result
 
     return recorded
+
+
+def known_failure(prop_id: str, exc: BaseException) -> bool:
+    """Whether ``exc`` matches a finding declared for the running call of ``prop_id`` (counted as
+    a hit): a stateful property rejects such a step sequence and goes on."""
+    return record.current(prop_id).known(exc) is not None
 
 
 def current_settings(prop_id: str) -> Any:
@@ -49,6 +74,7 @@ def prop(prop_id: str, kind: str = "default", helpers: tuple[Any, ...] = (),
     functions pasted into it). The docstring becomes the catalogue statement.
     """
     from hypothesis import example, given, seed, settings
+    from hypothesis.errors import Unsatisfiable
 
     entry = catalogue.get(prop_id)
 
@@ -61,18 +87,23 @@ def prop(prop_id: str, kind: str = "default", helpers: tuple[Any, ...] = (),
             subject = kwargs.get("subject", args[0] if args else None)
             call = record.current(prop_id)
             call.settings = profiles.hypothesis_settings(
-                kind, len(examples), declared=call.declared,
+                kind, len(examples),
                 spawns=bool(set(getattr(subject, "spawns", ())) & set(entry.needs)))
-            test = _recorder(call, body, helpers)
-            if not strategies:  # a plain or stateful property: runs (and records) itself
+            test = _recorder(call, body, helpers, generated=bool(strategies))
+            if strategies:
+                test = given(**strategies)(test)
+                for fixed in reversed(examples):
+                    test = example(**fixed)(test)
+                run_seed = profiles.seed()
+                if run_seed is not None and not call.settings.derandomize:
+                    test = seed(run_seed)(test)
+                test = settings(call.settings)(test)
+            try:
                 return test(*args, **kwargs)
-            test = given(**strategies)(test)
-            for fixed in reversed(examples):
-                test = example(**fixed)(test)
-            run_seed = profiles.seed()
-            if run_seed is not None and not call.settings.derandomize:
-                test = seed(run_seed)(test)
-            return settings(call.settings)(test)(*args, **kwargs)
+            except (FindingsOnly, Unsatisfiable):
+                if not call.hits:  # (no finding was hit: hypothesis's own complaint stands)
+                    raise
+                return None  # only declared findings: the plugin reports what was explored
 
         del property_test.__wrapped__  # pytest reads the signature below, not the body's
         property_test.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]

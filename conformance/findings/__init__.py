@@ -1,0 +1,337 @@
+"""Findings: known upstream defects, each recognised by the failures it causes.
+
+A finding is one defect, in one upstream *component* (tensordict's lazy stack, torchrl's
+SerialEnv, ...) or in one subject, which may show in several properties. A findings file is TOML
+with one ``[[finding]]`` table per defect::
+
+    [[finding]]
+    name = "lazy-stack-empty-slice"      # unique, short: reports and issue texts use it
+    component = "tensordict.lazy_stack"  # where it lives: every subject that uses it inherits it
+    # subject = "mylib"                  # ... or the one subject it belongs to (exactly one)
+    ids = ["STK-006", "EXC-003"]         # the properties it shows in
+    signature = 'items cannot be empty'  # a regex its failures match (see failure_text)
+    reason = "..."                       # the defect, in one or two sentences
+    reproducer = "..."                   # optional: a standalone script that FAILS while it holds
+    when = "tensordict<0.15"             # optional: the releases it holds on (PEP 440, ';'-joined)
+    upstream = "https://..."             # optional: where it is tracked
+
+While a property runs, a failing example whose failure text matches the signature of a finding
+declared for that subject and property is a *hit*: it is counted and hypothesis goes on as if the
+example were rejected. Any other failure is a failure. A finding is proven still to hold by its
+reproducer (:func:`verify`), not by what hypothesis happened to draw.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+
+from conformance import catalogue
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+# The upstream components the built-in subjects are made of; a subject declares the ones it reuses
+# (``Subject.uses``) and inherits their findings. Other names are allowed (a downstream library's
+# own parts): any dotted name.
+COMPONENTS = {
+    "tensordict.lazy_stack": "tensordict's LazyStackedTensorDict (lazy_stack)",
+    "tensordict.TensorDictSequential": "tensordict.nn.TensorDictSequential(partial_tolerant=True)",
+    "torchrl.SerialEnv": "torchrl.envs.SerialEnv",
+    "torchrl.ParallelEnv": "torchrl.envs.ParallelEnv",
+    "torchrl.AsyncEnvPool.threading": "torchrl.envs.AsyncEnvPool(backend='threading')",
+    "torchrl.AsyncEnvPool.multiprocessing": "torchrl.envs.AsyncEnvPool(backend='multiprocessing')",
+}
+_FIELDS = {"name", "component", "subject", "ids", "signature", "reason", "reproducer", "when",
+           "upstream"}
+_REQUIRED = ("name", "ids", "signature", "reason")
+_COMPONENT = re.compile(r"^[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*)+$")
+_EXAMPLE = """[[finding]]
+name = "lazy-stack-empty-slice"
+component = "tensordict.lazy_stack"   # or: subject = "NAME"
+ids = ["STK-006"]
+signature = 'items cannot be empty'   # a regex over the failure text
+reason = "..."
+"""
+
+
+class FindingsError(ValueError):
+    """A findings file that cannot be read; the message names the file, the line and the fix."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One known defect: where it lives, the properties it shows in, how to recognise it."""
+
+    name: str
+    ids: tuple[str, ...]
+    signature: str
+    reason: str
+    component: str = ""
+    subject: str = ""
+    reproducer: str = ""
+    when: str = ""
+    upstream: str = ""
+    source: str = ""  # "file:line", for messages
+
+    def applies(self) -> bool:
+        """Whether the installed releases satisfy every requirement in ``when`` (a package that
+        is not installed satisfies none)."""
+        for req in requirements(self.when):
+            try:
+                installed = version(req.name)
+            except PackageNotFoundError:
+                return False
+            if not req.specifier.contains(installed, prereleases=True):
+                return False
+        return True
+
+    def concerns(self, subject: str, uses: tuple[str, ...] | list[str]) -> bool:
+        """Whether this finding is declared for ``subject`` (by name, or through a component the
+        subject uses)."""
+        return self.subject == subject if self.subject else self.component in uses
+
+    def matches(self, text: str) -> bool:
+        """Whether a failure text (:func:`failure_text`) is this finding's."""
+        return re.search(self.signature, text) is not None
+
+    @property
+    def where(self) -> str:
+        return self.component or f"subject {self.subject}"
+
+
+def failure_text(exc: BaseException) -> str:
+    """What a signature is matched against: ``Type: message`` for the exception and each one
+    Python shows with it (its cause, else its unsuppressed context), one per line: the kit's own
+    assertion messages ("what: observed ..., expected ... [call]. Likely fix: ...") included."""
+    lines: list[str] = []
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not s for s in seen):
+        seen.append(current)
+        lines.append(f"{type(current).__name__}: {current}")
+        if current.__cause__ is not None:
+            current = current.__cause__
+        elif not current.__suppress_context__:
+            current = current.__context__
+        else:
+            current = None
+    return "\n".join(lines)
+
+
+def requirements(when: str) -> list[Requirement]:
+    """Parse ``"tensordict<0.14; torchrl>=0.12"`` into requirements; ValueError names the part."""
+    out = []
+    for part in filter(None, (p.strip() for p in when.split(";"))):
+        try:
+            req = Requirement(part)
+        except InvalidRequirement as exc:
+            raise ValueError(f"{part!r} is not a requirement such as 'tensordict<0.14' ({exc})"
+                             ) from None
+        if not req.specifier or req.marker or req.extras or req.url:
+            raise ValueError(f"{part!r} must be a package name and version specifiers only, "
+                             "such as 'tensordict>=0.10,<0.14'")
+        out.append(req)
+    return out
+
+
+def _entry_lines(text: str, table: str) -> list[int]:
+    return [n for n, line in enumerate(text.splitlines(), 1)
+            if re.match(rf"\s*\[\[\s*{table}\s*\]\]", line)]
+
+
+def _check(entry: dict[str, Any], where: str, k: int) -> Finding:
+    """Validate one ``[[finding]]`` table."""
+    label = f"{where}: finding {entry.get('name', k + 1)!r}"
+    missing = [f for f in _REQUIRED if f not in entry]
+    if "signature" in missing:
+        raise FindingsError(
+            f"{label} has no signature: without one a known defect would hide every other "
+            f"failure of its properties. Add signature = '<regex>' matching the failure text "
+            f"this defect causes (the kit prints it: 'Type: message' lines, e.g. 'KeyError: "
+            f"key \"sub\" not found' or the kit's 'observed ..., expected ...' message)")
+    if missing:
+        raise FindingsError(f"{label} lacks {', '.join(missing)}; each finding needs name, ids, "
+                            f"signature, reason and one of component / subject, e.g.\n{_EXAMPLE}")
+    unknown = set(entry) - _FIELDS
+    if unknown:
+        raise FindingsError(f"{label} has unknown field(s) {sorted(unknown)}; allowed: "
+                            f"{', '.join(sorted(_FIELDS))}")
+    for name, value in entry.items():
+        if name != "ids" and not isinstance(value, str):
+            raise FindingsError(f"{label}: field {name!r} must be a string, got {value!r} "
+                                f"({type(value).__name__})")
+    ids = entry["ids"]
+    if isinstance(ids, str):
+        ids = [ids]
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+        raise FindingsError(f"{label}: ids must be a non-empty list of property IDs, such as "
+                            f'ids = ["PAR-001", "PAR-002"], got {entry["ids"]!r}')
+    unknown_ids = [i for i in ids if i not in catalogue.BY_ID]
+    if unknown_ids:
+        raise FindingsError(f"{label} names unknown property ID(s) {unknown_ids}; see "
+                            f"`python -m conformance list`")
+    if bool(entry.get("component")) == bool(entry.get("subject")):
+        raise FindingsError(
+            f"{label} must name exactly one of component (the upstream part the defect lives in, "
+            f"inherited by every subject that uses it: {', '.join(COMPONENTS)}) or subject (the "
+            f"one subject it belongs to)")
+    if entry.get("component") and not _COMPONENT.match(entry["component"]):
+        raise FindingsError(f"{label}: component {entry['component']!r} must be a dotted name "
+                            f"such as 'torchrl.SerialEnv'")
+    try:
+        re.compile(entry["signature"])
+    except re.error as exc:
+        raise FindingsError(f"{label}: signature {entry['signature']!r} is not a regular "
+                            f"expression ({exc})") from None
+    if not entry["signature"].strip() or re.search(entry["signature"], ""):
+        raise FindingsError(f"{label}: signature {entry['signature']!r} matches any text; make "
+                            f"it match this defect's failures only")
+    if not entry["reason"].strip():
+        raise FindingsError(f"{label} has an empty reason")
+    try:
+        requirements(entry.get("when", ""))
+    except ValueError as exc:
+        raise FindingsError(f"{label}: field 'when': {exc}") from None
+    fields = {**entry, "ids": tuple(ids)}
+    return Finding(source=where, **fields)
+
+
+def load(path: str | Path) -> list[Finding]:
+    """Read and validate a findings file.
+
+    Raises:
+        FindingsError: the file is missing or is not TOML, or an entry lacks a field (a
+            signature above all), has an unknown one, or names an unknown property ID.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise FindingsError(f"{path}: cannot read findings file ({exc.strerror}); check the "
+                            f"path (relative paths are read from the current directory)") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise FindingsError(f"{path}: not valid TOML: {exc}. Each entry is a [[finding]] table, "
+                            f"e.g.\n{_EXAMPLE}") from exc
+    if "deviation" in data:
+        line = (_entry_lines(text, "deviation") or [1])[0]
+        raise FindingsError(
+            f"{path}:{line}: [[deviation]] tables are replaced by [[finding]] tables, which need "
+            f"a signature (a regex over the failure text) so that a known defect hides no other "
+            f"failure: rename the table, turn 'id' into ids = [...], 'subject' stays (or name "
+            f"the component), add name and signature, e.g.\n{_EXAMPLE}")
+    extra = set(data) - {"finding"}
+    if extra:
+        raise FindingsError(f"{path}: unexpected top-level key(s) {sorted(extra)}; expected only "
+                            f"[[finding]] tables")
+    entries = data.get("finding", [])
+    if not isinstance(entries, list):
+        raise FindingsError(f"{path}: 'finding' must be an array of tables: [[finding]]")
+    lines = _entry_lines(text, "finding")
+    out = [_check(entry, f"{path}:{lines[k] if k < len(lines) else 1}", k)
+           for k, entry in enumerate(entries)]
+    seen: dict[str, str] = {}
+    for f in out:
+        if f.name in seen:
+            raise FindingsError(f"{f.source}: finding name {f.name!r} is used again (first at "
+                                f"{seen[f.name]}); names must be unique")
+        seen[f.name] = f.source
+    return out
+
+
+def shipped() -> list[Path]:
+    """The kit's own findings files (one per upstream project or built-in subject)."""
+    return sorted(Path(__file__).parent.glob("*.toml"))
+
+
+# -- strictness: a finding's reproducer, run in a subprocess ------------------------------------
+
+VERIFY_SECONDS = 120.0  # a reproducer that starts worker processes needs tens of seconds
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What running a finding's reproducer said: ``holds`` (it failed with the signature),
+    ``fixed`` (it passed), ``differs`` (it failed otherwise), ``hung`` or ``none`` (no
+    reproducer)."""
+
+    status: str
+    detail: str = ""
+    seconds: float = 0.0
+
+
+def _cache_path() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "multitask-conformance" / "verdicts.json"
+
+
+def _cache_key(finding: Finding) -> str:
+    versions = []
+    for dist in ("torch", "tensordict", "torchrl", "mujoco", "dm_control"):
+        try:
+            versions.append(f"{dist}={version(dist)}")
+        except PackageNotFoundError:
+            versions.append(f"{dist}=-")
+    text = "\n".join([sys.executable, *versions, finding.signature, finding.reproducer])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def verify(finding: Finding, seconds: float = VERIFY_SECONDS, cache: bool = True) -> Verdict:
+    """Run ``finding``'s reproducer in a fresh interpreter (bounded by ``seconds``): it must fail
+    with output matching the signature. Verdicts are cached per reproducer, signature, Python and
+    installed releases (a rerun on the same releases costs nothing)."""
+    if not finding.reproducer.strip():
+        return Verdict("none", "no reproducer: strictness rests on hits alone")
+    key = _cache_key(finding)
+    path = _cache_path()
+    store: dict[str, Any] = {}
+    if cache:
+        try:
+            store = json.loads(path.read_text(encoding="utf-8"))
+            if key in store:
+                return Verdict(**store[key])
+        except (OSError, ValueError, TypeError):
+            store = {}
+    with tempfile.TemporaryDirectory(prefix="conformance-finding-") as tmp:
+        script = Path(tmp) / "reproducer.py"
+        script.write_text(finding.reproducer, encoding="utf-8")
+        start = time.monotonic()
+        try:
+            proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                                  timeout=seconds, cwd=tmp, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            return Verdict("hung", f"the reproducer ran past {seconds:g} s",
+                           time.monotonic() - start)
+        took = time.monotonic() - start
+    output = proc.stdout + proc.stderr
+    if proc.returncode == 0:
+        verdict = Verdict("fixed", "the reproducer ran to the end without failing", took)
+    elif re.search(finding.signature, output):
+        verdict = Verdict("holds", "", took)
+    else:
+        verdict = Verdict("differs", f"the reproducer failed without the signature "
+                                     f"{finding.signature!r}: {output.strip()[-400:]}", took)
+    if cache and verdict.status in ("holds", "fixed"):
+        store[key] = {"status": verdict.status, "detail": verdict.detail, "seconds": took}
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(store, indent=1), encoding="utf-8")
+        except OSError:
+            pass
+    return verdict

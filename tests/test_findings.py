@@ -1,0 +1,143 @@
+"""The findings model: loading findings files, recognising failures, proving a finding holds."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from conformance import findings
+from conformance.findings import Finding, FindingsError, failure_text, load, verify
+
+
+def _write(tmp_path, text: str):
+    path = tmp_path / "findings.toml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+GOOD = """
+[[finding]]
+name = "empty-slice"
+component = "tensordict.lazy_stack"
+ids = ["STK-006", "EXC-003"]
+signature = 'items cannot be empty'
+reason = "an empty slice of a lazy stack has no keys"
+upstream = "not yet reported"
+"""
+
+
+class TestLoad:
+    def test_reads_a_finding(self, tmp_path):
+        """A [[finding]] table loads with its ids as a tuple and its source line."""
+        (got,) = load(_write(tmp_path, GOOD))
+        assert got.ids == ("STK-006", "EXC-003")
+        assert got.component == "tensordict.lazy_stack" and got.subject == ""
+        assert got.source.endswith(":2")
+
+    def test_missing_signature_is_an_error_with_the_fix(self, tmp_path):
+        """A finding without a signature names the file:line and says what to add."""
+        path = _write(tmp_path, GOOD.replace("signature = 'items cannot be empty'\n", ""))
+        with pytest.raises(FindingsError, match=r"findings.toml:2: finding 'empty-slice' has no "
+                                                r"signature.*Add signature = '<regex>'"):
+            load(path)
+
+    def test_deviation_tables_are_refused_with_the_migration(self, tmp_path):
+        """An old [[deviation]] table is refused, naming its line and the new form."""
+        path = _write(tmp_path, '\n[[deviation]]\nid = "STK-001"\nsubject = "x"\nreason = "r"\n')
+        with pytest.raises(FindingsError, match=r":2: \[\[deviation\]\] tables are replaced by "
+                                                r"\[\[finding\]\]"):
+            load(path)
+
+    @pytest.mark.parametrize(("change", "message"), [
+        (('ids = ["STK-006", "EXC-003"]', 'ids = ["STK-600"]'), "unknown property ID"),
+        (('ids = ["STK-006", "EXC-003"]', "ids = []"), "non-empty list"),
+        (('component = "tensordict.lazy_stack"', 'subject = "x"\ncomponent = "a.b"'),
+         "exactly one of component"),
+        (('component = "tensordict.lazy_stack"', ""), "exactly one of component"),
+        (("signature = 'items cannot be empty'", "signature = '.*'"), "matches any text"),
+        (("signature = 'items cannot be empty'", "signature = '('"), "not a regular expression"),
+        (('upstream = "not yet reported"', 'colour = "red"'), "unknown field"),
+        (('upstream = "not yet reported"', 'when = "tensordict"'), "field 'when'"),
+    ])
+    def test_malformed_entries_name_the_problem(self, tmp_path, change, message):
+        """Each malformed field is a FindingsError that names the finding and the field."""
+        with pytest.raises(FindingsError, match=message):
+            load(_write(tmp_path, GOOD.replace(*change)))
+
+    def test_duplicate_names_are_refused(self, tmp_path):
+        """Two findings with one name are an error naming both places."""
+        with pytest.raises(FindingsError, match="used again"):
+            load(_write(tmp_path, GOOD + GOOD))
+
+    def test_missing_file(self, tmp_path):
+        """A missing file says so and how relative paths are read."""
+        with pytest.raises(FindingsError, match="cannot read findings file"):
+            load(tmp_path / "nope.toml")
+
+    def test_shipped_files_load(self):
+        """Every shipped findings file loads, and each finding has a reproducer."""
+        paths = findings.shipped()
+        assert paths
+        for path in paths:
+            for finding in load(path):
+                assert finding.reproducer.strip(), finding.source
+
+
+class TestRecognise:
+    def test_failure_text_walks_the_chain(self):
+        """The failure text holds 'Type: message' for the exception and its cause."""
+        try:
+            try:
+                raise KeyError("sub")
+            except KeyError as inner:
+                raise RuntimeError("stepping failed") from inner
+        except RuntimeError as exc:
+            text = failure_text(exc)
+        assert text == "RuntimeError: stepping failed\nKeyError: 'sub'"
+
+    def test_concerns_by_component_or_subject(self):
+        """A component finding concerns the subjects using it; a subject finding its subject."""
+        comp = Finding("a", ("STK-001",), "x", "r", component="torchrl.SerialEnv")
+        own = Finding("b", ("STK-001",), "x", "r", subject="mine")
+        assert comp.concerns("anyone", ("torchrl.SerialEnv",))
+        assert not comp.concerns("torchrl", ())
+        assert own.concerns("mine", ()) and not own.concerns("other", ("torchrl.SerialEnv",))
+
+
+class TestVerify:
+    def _finding(self, reproducer: str) -> Finding:
+        return Finding("f", ("STK-001",), r"ValueError: wrong \d+", "r", subject="s",
+                       reproducer=reproducer)
+
+    def test_failing_with_the_signature_holds(self):
+        """A reproducer that fails with the signature proves the finding holds."""
+        got = verify(self._finding("raise ValueError('wrong 42')"), cache=False)
+        assert got.status == "holds"
+
+    def test_passing_reproducer_is_fixed(self):
+        """A reproducer that runs to the end means the defect is fixed."""
+        assert verify(self._finding("print('fine')"), cache=False).status == "fixed"
+
+    def test_failing_otherwise_differs(self):
+        """A reproducer that fails with another error is reported with its output."""
+        got = verify(self._finding("raise KeyError('other')"), cache=False)
+        assert got.status == "differs" and "KeyError" in got.detail
+
+    def test_hanging_reproducer_is_bounded(self):
+        """A reproducer that never ends is stopped after the bound."""
+        got = verify(self._finding("import time\ntime.sleep(60)"), seconds=1, cache=False)
+        assert got.status == "hung"
+
+    def test_no_reproducer(self):
+        """A finding without a reproducer cannot be verified, and says so."""
+        assert verify(self._finding(""), cache=False).status == "none"
+
+    def test_verdicts_are_cached(self, tmp_path, monkeypatch):
+        """A second verification on the same releases reads the cache instead of running."""
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+        marker = tmp_path / "ran"
+        f = self._finding(f"open({str(marker)!r}, 'a').write('x')\nraise ValueError('wrong 1')")
+        assert verify(f).status == "holds"
+        assert verify(f).status == "holds"
+        assert marker.read_text() == "x"
