@@ -2,6 +2,11 @@
 
 Importing it is light (no torch): names load lazily from their modules, so a worker process
 (``reference._worker``) can report an import failure of torch/torchrl itself.
+
+Core, to read: ``tasks``, ``batched``, ``policy``, ``_worker``, ``errors``. Speed, to skip:
+``fast_batched`` and ``_fast_worker`` (the public ``ParallelMultiTaskEnv``: the core's
+``batched._ParallelMultiTaskEnv`` plus a preloaded forkserver and chunked random rollouts); the
+tests and PAR-012 hold it to the core's results. ``dmc``: the humanoid makers.
 """
 
 from __future__ import annotations
@@ -11,7 +16,8 @@ from typing import Any
 
 _EXPORTS = {name: f"reference.{module}" for module, names in {
     "tasks": ("KeySpec", "TaskSpec", "TaskEnv"),
-    "batched": ("EnvSpecs", "SerialMultiTaskEnv", "ParallelMultiTaskEnv", "check_shared_specs"),
+    "batched": ("EnvSpecs", "SerialMultiTaskEnv", "check_shared_specs"),
+    "fast_batched": ("ParallelMultiTaskEnv",),
     "errors": ("SpecMismatchError", "WorkerError"),
     "policy": ("PartialTolerantSequential",),
     "dmc": ("humanoid_maker", "stand_maker", "walk_maker", "make_humanoid"),
