@@ -1,12 +1,8 @@
 """The oracle: minimal, obviously-correct multi-task envs and a partial-tolerant policy.
 
 Importing it is light (no torch): names load lazily from their modules, so a worker process
-(``reference._worker``) can report an import failure of torch/torchrl itself.
-
-Core, to read: ``tasks``, ``batched``, ``policy``, ``_worker``, ``errors``. Speed, to skip:
-``fast_batched`` and ``_fast_worker`` (the public ``ParallelMultiTaskEnv``: the core's
-``batched._ParallelMultiTaskEnv`` plus a preloaded forkserver and chunked random rollouts); the
-tests and PAR-012 hold it to the core's results. ``dmc``: the humanoid makers.
+(``reference._worker``) can report an import failure of torch/torchrl itself. To read: ``tasks``,
+``batched``, ``policy``, ``_worker``, ``errors``; ``fast_*`` and ``_fast_worker`` are speed only.
 """
 
 from __future__ import annotations
@@ -19,7 +15,7 @@ _EXPORTS = {name: f"reference.{module}" for module, names in {
     "batched": ("EnvSpecs", "SerialMultiTaskEnv", "check_shared_specs"),
     "fast_batched": ("ParallelMultiTaskEnv",),
     "errors": ("SpecMismatchError", "WorkerError"),
-    "policy": ("PartialTolerantSequential",),
+    "fast_policy": ("PartialTolerantSequential",),
     "dmc": ("humanoid_maker", "stand_maker", "walk_maker", "make_humanoid"),
 }.items() for name in names}
 __all__ = sorted(_EXPORTS)

@@ -1,9 +1,8 @@
 """The command path shared by both batched envs, and the entry point of a parallel env's worker.
 
-Protocol: a Pipe (multiprocessing's pickler: shared tensors go by handle); the parent sends
-``(command, argument)``, the worker answers ``("ok", result)`` or ``("error", traceback)``
-(nothing to "close"). Stdlib imports only at module level, so that any failure, torch's import
-included, goes back as a traceback.
+Protocol, over a Pipe: the parent sends ``(command, argument)``, the worker answers ``("ok",
+result)`` or ``("error", traceback)`` (nothing to "close"). Stdlib imports only at module level,
+so that any failure, torch's import included, goes back as a traceback.
 """
 
 from __future__ import annotations
@@ -25,9 +24,8 @@ def specs(env: Any) -> tuple[Any, ...]:
 
 class Exchange:
     """A task's buffers, zeroed from its specs: ``act`` (action leaves), ``out`` (observation,
-    reward and done leaves); written bitwise (shapes and dtypes checked), read as a copy. Speed:
-    shared memory in the parallel env (pickling a TensorDict costs ~0.1-0.2 ms each way), so
-    "step" and "reset" answer None; leaves looked up once, so copies skip tensordict lookups."""
+    reward and done leaves); written by copy_in, read as copies. Speed: shared memory in the
+    parallel env, so "step" and "reset" answer None (a pickled TensorDict costs ~0.1-0.2 ms)."""
 
     def __init__(self, spec: tuple[Any, ...], act: Any = None, out: Any = None) -> None:
         obs, action, reward, done = spec
@@ -35,7 +33,7 @@ class Exchange:
         self.out = obs.zero().update(reward.zero()).update(done.zero()) if out is None else out
         reset = [*obs.keys(True, True), *done.keys(True, True)]  # a reset has no reward
         self.views = {"action": self.act, "step": self.out, "reset": self.out.select(*reset)}
-        self.leaves = {w: [(k, td.get(k)) for k in td.keys(True, True)]
+        self.leaves = {w: [(k, td.get(k)) for k in td.keys(True, True)]  # looked up once
                        for w, td in self.views.items()}
 
     def write(self, what: str, td: Any) -> None:
@@ -59,9 +57,8 @@ def copy_in(what: str, leaves: list[tuple[Any, Any]], td: Any) -> None:
 
 
 def stepper(env: Any) -> Any:
-    """``td -> env.step(td)["next"]``. Speed: for an EnvBase that keeps EnvBase.step, only its
-    ``_step`` and ``_step_proc_data`` (our action-only inputs never need its checks and "next"
-    bookkeeping): the same output, 5-20% less time per step."""
+    """``td -> env.step(td)["next"]``. Speed: an EnvBase keeping EnvBase.step runs only ``_step``
+    and ``_step_proc_data`` (action-only inputs need no checks or "next" bookkeeping): 5-20%."""
     from torchrl.envs import EnvBase
 
     if type(env).step is EnvBase.step and hasattr(env, "_step_proc_data"):

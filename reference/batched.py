@@ -4,8 +4,7 @@ torchrl's ``SerialEnv`` / ``ParallelEnv`` API and semantics given a list of make
 stack along dim 0 whose element i is task i's TensorDict. Deliberate differences from torchrl 0.14:
 rollout's ``break_when_any_done`` defaults to False; moving "next" to the root takes every
 observation key of each task (SerialEnv: only shared ones) and drops the action; ``reset(td)``
-returns a new stack (torchrl updates ``td``); a task env's exception is a WorkerError, and closes
-the env.
+returns a new stack (torchrl updates ``td``); a task env's exception closes the env: WorkerError.
 """
 
 from __future__ import annotations
@@ -114,8 +113,7 @@ class _MultiTaskEnv:
         self.action_spec = self._single_leaf("action")
         self.reward_spec = self._single_leaf("reward")
         self._current: list[TensorDictBase | None] = [None] * self.num_tasks
-        # Per-task key lists, read once here rather than from the specs at every step.
-        self._action_keys = [list(s.action.keys(True, True)) for s in specs]
+        self._action_keys = [list(s.action.keys(True, True)) for s in specs]  # per task, read once
         self._done_keys = [list(s.done.keys(True, True)) for s in specs]
         self._keep = [[*s.observation.keys(True, True), *s.done.keys(True, True)] for s in specs]
         self._action_leaves = (list(self.full_action_spec.items(True, True))
@@ -325,11 +323,9 @@ def _shutdown(procs: list[BaseProcess], conns: list[Connection], grace: float) -
 
 
 class _ParallelMultiTaskEnv(_MultiTaskEnv):
-    """One worker process per task (multiprocessing ``start_method``), messaged per command, with
-    this process's environment variables. Every wait on a worker has a deadline, ``timeout`` (the
-    first answer: ``start_timeout``, default ``timeout``), and a liveness check: a dead or silent
-    worker raises WorkerError. The public ``ParallelMultiTaskEnv`` (reference/fast_batched.py)
-    adds only speed: a preloaded forkserver and random rollouts run by the workers in chunks."""
+    """One worker process per task (``start_method``), messaged per command. Every wait on a worker
+    has a deadline, ``timeout`` (the first answer: ``start_timeout``, default ``timeout``), and a
+    liveness check: a dead or silent worker raises WorkerError. Speed only: fast_batched.py."""
 
     def __init__(self, makers: Iterable[Maker], *, start_method: str = "spawn",
                  timeout: float = 30.0, start_timeout: float | None = None) -> None:
@@ -367,8 +363,7 @@ class _ParallelMultiTaskEnv(_MultiTaskEnv):
         return [EnvSpecs(*got[i][0]) for i in range(self.num_tasks)]
 
     def _launch(self, i: int, child: Connection, blob: bytes) -> BaseProcess:
-        """Start task i's worker: ``_worker.main`` with its end of the pipe, its maker pickled,
-        and this process's environment variables (a forkserver's may be older)."""
+        """Start task i's worker with our environment variables (a forkserver has its start's)."""
         proc = self._ctx.Process(target=_worker.main, args=(child, blob, dict(os.environ)),
                                  daemon=True, name=f"reference-task-{i}")
         proc.start()
