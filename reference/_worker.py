@@ -56,23 +56,13 @@ def copy_in(what: str, leaves: list[tuple[Any, Any]], td: Any) -> None:
         dst.copy_(value)
 
 
-def stepper(env: Any) -> Any:
-    """``td -> env.step(td)["next"]``. Speed: an EnvBase keeping EnvBase.step runs only ``_step``
-    and ``_step_proc_data`` (action-only inputs need no checks or "next" bookkeeping): 5-20%."""
-    from torchrl.envs import EnvBase
-
-    if type(env).step is EnvBase.step and hasattr(env, "_step_proc_data"):
-        return lambda td: env._step_proc_data(env._step(td))
-    return lambda td: env.step(td).get("next")
-
-
-def handle(env: Any, step: Any, command: str, arg: Any, ex: Exchange) -> Any:
+def handle(env: Any, command: str, arg: Any, ex: Exchange) -> Any:
     """Run one command on a task env: "reset" and "step" (with ``ex.act``, set by the caller)
     write into ``ex.out``; "set_seed" returns the seed ``env.set_seed(arg)`` returns."""
     if command == "reset":
         return ex.write("reset", env.reset())
-    if command == "step":
-        return ex.write("step", step(ex.act.clone()))  # a clone: the env may keep its input
+    if command == "step":  # (a clone: the env may keep its input)
+        return ex.write("step", env.step(ex.act.clone()).get("next"))
     if command == "set_seed":
         return env.set_seed(arg)
     raise ValueError(f"unknown command {command!r}")
@@ -93,7 +83,6 @@ def main(conn: Connection, maker_bytes: bytes, environ: dict[str, str] | None = 
         spec = specs(env)
         ex = Exchange(spec)
         ex = Exchange(spec, ex.act.share_memory_(), ex.out.share_memory_())
-        step = stepper(env)
         conn.send(("ok", (spec, ex.act, ex.out)))  # multiprocessing's pickler: tensors by handle
     except BaseException:
         conn.send(("error", traceback.format_exc()))
@@ -107,7 +96,7 @@ def main(conn: Connection, maker_bytes: bytes, environ: dict[str, str] | None = 
             if command == "close":
                 return
             try:
-                answer: tuple[str, Any] = ("ok", handle(env, step, command, arg, ex))
+                answer: tuple[str, Any] = ("ok", handle(env, command, arg, ex))
             except BaseException:
                 answer = ("error", traceback.format_exc())
             conn.send(answer)

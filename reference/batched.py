@@ -274,7 +274,6 @@ class SerialMultiTaskEnv(_MultiTaskEnv):
                 raise self._fail(i, "the maker", err) from err
         specs = [_worker.specs(env) for env in self._envs]
         self._ex = [_worker.Exchange(s) for s in specs]
-        self._steps = [_worker.stepper(env) for env in self._envs]
         return [EnvSpecs(*s) for s in specs]
 
     def _run(self, calls: dict[int, tuple[str, Any]]) -> dict[int, Any]:
@@ -285,7 +284,7 @@ class SerialMultiTaskEnv(_MultiTaskEnv):
             try:  # the workers' code path, through the same (in-process) exchange buffers
                 if command == "step":
                     self._ex[i].write("action", arg)
-                result = _worker.handle(self._envs[i], self._steps[i], command, arg, self._ex[i])
+                result = _worker.handle(self._envs[i], command, arg, self._ex[i])
                 results[i] = result if command == "set_seed" else self._ex[i].read(command)
             except Exception as err:
                 raise self._fail(i, f"{command!r}", err) from err
