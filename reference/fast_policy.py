@@ -1,6 +1,7 @@
 """Speed: the public ``PartialTolerantSequential``, the core's policy
-(``reference.policy._PartialTolerantSequential``) with one module call per group of leaves instead
-of one per leaf. tests/reference/test_policy.py holds it to the core's outputs.
+(``reference.policy._PartialTolerantSequential``): as many module calls, the same outputs (up to
+floating-point reassociation), less Python work per leaf. tests/reference/test_policy.py holds it
+to the core's outputs and call counts.
 """
 
 from __future__ import annotations
@@ -25,11 +26,10 @@ def _leaves(td: TensorDictBase) -> list[TensorDictBase]:
 
 
 class PartialTolerantSequential(_PartialTolerantSequential):
-    """The core's policy (run modules in order, each on every leaf of the input that has all its
-    in_keys; skip, or KeyError if ``partial_tolerant=False``; return the input object). Speed:
-    leaves whose batch sizes and in_key shapes and dtypes agree form a group and the module runs
-    once per group on their stacked inputs, split back into the leaves: each result equals the
-    module run on that leaf alone, up to floating-point reassociation."""
+    """The core's policy: modules in order, each run once per group of the leaves that have its
+    in_keys and agree in batch size and in_key shapes and dtypes, on their stacked inputs split
+    back into the leaves (each result equals the module run on that leaf alone, up to
+    floating-point reassociation). Speed: see :meth:`forward`."""
 
     def __init__(self, *modules: Any, partial_tolerant: bool = True) -> None:
         super().__init__(*modules, partial_tolerant=partial_tolerant)

@@ -23,9 +23,9 @@ def leaves(td: TensorDictBase, path: Path = ()) -> list[tuple[Path, TensorDictBa
 
 class _PartialTolerantSequential(TensorDictModuleBase):
     """Run modules in order, each once per group of the input's leaves that have all its in_keys
-    and agree in batch size and in_key shapes and dtypes, on their stacked in_keys; row i of its
-    out_keys goes into the group's leaf i. A leaf missing an in_key is skipped, or raises KeyError
-    if ``partial_tolerant=False``. Returns the input. Speed only: reference/fast_policy.py."""
+    and agree in batch size and in_key shapes and dtypes: on their stacked in_keys, row i of its
+    out_keys going into the group's leaf i (a leaf missing an in_key is skipped, or raises KeyError
+    if ``partial_tolerant=False``). Returns the input; speed only: reference/fast_policy.py."""
 
     def __init__(self, *modules: Any, partial_tolerant: bool = True) -> None:
         super().__init__()
@@ -52,7 +52,7 @@ class _PartialTolerantSequential(TensorDictModuleBase):
                     raise KeyError(f"module {index} ({module!r}) needs in_key {missing[0]!r}, "
                                    f"missing from the leaf at index path {path} of the input")
             for (batch_size, *_), group in groups.items():
-                inputs = {k: torch.stack([values[j] for _, values in group])  # (copies)
+                inputs = {k: torch.stack([vals[j] for _, vals in group])  # (copies)
                           for j, k in enumerate(module.in_keys)}
                 out = module(TensorDict(inputs, batch_size=[len(group), *batch_size]))
                 for row, (leaf, _) in enumerate(group):
