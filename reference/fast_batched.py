@@ -3,6 +3,7 @@
 
 * Workers fork from a forkserver that preloaded torch(rl), not spawned (each importing it anew).
 * A task's current data after a step is its shared buffer, not a copy.
+* Workers step an EnvBase through ``_step`` + ``_step_proc_data`` (:func:`_fast_worker.stepper`).
 * ``rollout`` without a policy: the parent draws every step's actions first and each worker runs
   its steps and resets back to back in chunks (:mod:`reference._fast_worker`): one message per
   chunk, not per step. PAR-012 and tests/reference/test_parallel.py prove it equals the loop.
