@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from conformance import catalogue, profiles, record
+from conformance import catalogue, hygiene, profiles, record
 from conformance.deviations import Deviation, DeviationsError
 from conformance.deviations import load as load_deviations
 
@@ -241,73 +241,19 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 def pytest_runtest_teardown(item: pytest.Item) -> None:
     """Collect garbage after each property that starts worker processes (it needs
-    ``parallel_env``, or a capability the subject ``spawns``): an env a failing example left
-    unclosed is finalized here, not at a random later allocation (torchrl's AsyncEnvPool.__del__
-    joins its workers for up to 60 s; run inside pytest's report formatting it broke the run
-    with an INTERNALERROR). Not after the others: a full collection costs ~0.2 s with torch
-    loaded, 10 s over a run."""
+    ``parallel_env``, or a capability the subject ``spawns``): see ``hygiene.collect_garbage``."""
     marker = item.get_closest_marker(MARKER)
     if marker is None:
         return
     subj = getattr(item, "callspec", None) and item.callspec.params.get("subject")
     needs = set(catalogue.get(marker.args[0]).needs)
     if "parallel_env" in needs or needs & set(getattr(subj, "spawns", ())):
-        stuck = collect_garbage(FINALIZER_LIMIT)
+        stuck = hygiene.collect_garbage(hygiene.FINALIZER_LIMIT)
         if stuck:
             warnings.warn(pytest.PytestWarning(
                 f"{marker.args[0]} [{getattr(subj, 'name', subj)}]: a finalizer of an object it "
-                f"left behind ran for more than {FINALIZER_LIMIT:g} s and was interrupted: "
-                f"{'; '.join(stuck)}"), stacklevel=1)
-
-
-FINALIZER_LIMIT = 20.0  # seconds a garbage collection may spend before a finalizer is interrupted
-
-
-def collect_garbage(limit: float) -> list[str]:
-    """``gc.collect()``, interrupting a finalizer (``__del__``) still running ``limit`` seconds
-    after the collection started, then every ``limit`` seconds: a subject's finalizer that never
-    returns (torchrl 0.14's AsyncEnvPool.__del__ spins forever on a result queue whose pipe is
-    gone, after a failed construction) must not hang the run. Returns what was interrupted."""
-    import gc
-    import signal
-    import sys
-    import threading
-    import time
-
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal,
-                                                                               "setitimer"):
-        gc.collect()
-        return []
-
-    class FinalizerTimeout(BaseException):
-        pass
-
-    def on_alarm(signum: int, frame: Any) -> None:
-        raise FinalizerTimeout(f"still running after {limit:g} s")
-
-    stuck: list[str] = []
-
-    def unraisable(info: Any) -> None:
-        if isinstance(info.exc_value, FinalizerTimeout):
-            stuck.append(f"{info.object!r} {info.exc_value}")
-        else:
-            hook(info)
-
-    hook = sys.unraisablehook
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    sys.unraisablehook = unraisable
-    start = time.monotonic()
-    delay, interval = signal.setitimer(signal.ITIMER_REAL, limit, limit)
-    try:
-        gc.collect()
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-        sys.unraisablehook = hook
-        if delay:  # a timer someone else set (pytest-timeout's): it goes on
-            signal.setitimer(signal.ITIMER_REAL,
-                             max(delay - (time.monotonic() - start), 0.001), interval)
-    return stuck
+                f"left behind ran for more than {hygiene.FINALIZER_LIMIT:g} s and was "
+                f"interrupted: {'; '.join(stuck)}"), stacklevel=1)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -469,27 +415,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.write_line(line)
 
 
-def stop_leftover_workers(grace: float = 2.0) -> list[str]:
-    """Terminate (then kill) the worker processes this process started that are still running:
-    at exit multiprocessing joins every non-daemon child, so a subject's leaked worker (torchrl
-    0.14's AsyncEnvPool workers ignore shutdown after a task's error) would hang the run's end.
-    Returns them, described."""
-    import multiprocessing
-
-    left = [p for p in multiprocessing.active_children() if p.is_alive()]
-    for proc in left:
-        proc.terminate()
-    for proc in left:
-        proc.join(grace)
-        if proc.is_alive():
-            proc.kill()
-            proc.join(grace)
-    return [f"{proc.name} (pid {proc.pid})" for proc in left]
-
-
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
-    left = stop_leftover_workers()
+    left = hygiene.stop_leftover_workers()
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if left and reporter is not None:
         reporter.ensure_newline()
