@@ -92,7 +92,7 @@ def pytest_args(ns: argparse.Namespace, report_path: str) -> list[str]:
 def _check(ns: argparse.Namespace) -> int:
     import pytest
 
-    from conformance.plugin import format_failures, format_table
+    from conformance.report import format_failures, format_table
 
     try:
         catalogue.select(ns.area)

@@ -1,24 +1,26 @@
 """The pytest plugin (``pytest11`` entry point ``conformance``).
 
-Options, the report header, the ``subject`` parametrization, capability skips, known deviations
-(strict), the outcome table and the JSON report.  It is inert for test runs that collect no
-conformance property, and it imports neither torch nor a subject until one is needed.
+Options, configuration, the ``subject`` parametrization, capability skips, known deviations
+(strict) and the marks that give each test its outcome.  The outcome table and the JSON report
+are built by :mod:`conformance.report`; the garbage collection after spawning properties and the
+reaping of leftover workers are :mod:`conformance.hygiene`'s.
+
+It is inert for test runs that collect no conformance property, and it imports neither torch
+nor a subject until one is needed.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import warnings
-from importlib import metadata
 from importlib.util import find_spec
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from conformance import catalogue, hygiene, profiles, record
+from conformance import report as reports
 from conformance.deviations import Deviation, DeviationsError
 from conformance.deviations import load as load_deviations
 
@@ -27,12 +29,9 @@ OPT_PROFILE = "--conformance-profile"
 OPT_DEVIATIONS = "--deviations"
 OPT_REPORT = "--report"
 OPT_AREA = "--conformance-area"
+OPT_NO_SHRINK = "--conformance-no-shrink"
+OPT_NO_TABLE = "--conformance-no-table"
 MARKER = "conformance"
-VERSIONED = ("torch", "tensordict", "torchrl", "mujoco", "dm_control", "hypothesis")
-OUTCOMES = ("passed", "failed", "deviation", "xpassed", "skipped")
-# When several tests make up one property x subject cell, the worst outcome wins.
-_RANK = {"skipped": 0, "passed": 1, "deviation": 2, "xpassed": 3, "failed": 4}
-_MESSAGE_LIMIT = 6000
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -51,10 +50,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="write the JSON conformance report here.")
     group.addoption(OPT_AREA, action="append", default=[], metavar="AREA",
                     help="only properties of this area (STK EXC SPEC PAR POL SCN). Repeatable.")
-    group.addoption("--conformance-no-shrink", action="store_true", default=False,
+    group.addoption(OPT_NO_SHRINK, action="store_true", default=False,
                     help="report the first failing example without shrinking it (mutation runs: "
                          "a kill needs a failure, not a minimal one).")
-    group.addoption("--conformance-no-table", action="store_true", default=False,
+    group.addoption(OPT_NO_TABLE, action="store_true", default=False,
                     help="do not print the outcome table (python -m conformance check prints "
                          "it itself).")
 
@@ -70,7 +69,7 @@ class _State:
         self.seed: int | str = "derandomized"
         self.deviations: list[Deviation] = []
         self.matched: set[tuple[str, str]] = set()
-        self.cells: dict[tuple[str, str], dict[str, str]] = {}
+        self.cells: reports.Cells = {}
         self.active = False
 
     def resolve(self) -> dict[str, Any]:
@@ -90,7 +89,6 @@ class _State:
                     self.deviations.extend(_load(path))
             self.subjects = subjects
         return self.subjects
-
 
 STATE = pytest.StashKey[_State]()
 
@@ -118,7 +116,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.conformance_seed = seed_opt
         state.seed = int(seed_opt)
     profiles.activate(name, None if state.seed == "derandomized" else int(state.seed),
-                      shrink=not config.getoption("--conformance-no-shrink"))
+                      shrink=not config.getoption(OPT_NO_SHRINK))
     state.profile = profiles.active()
     for path in config.getoption(OPT_DEVIATIONS):
         state.deviations.extend(_load(path))
@@ -131,28 +129,10 @@ def pytest_configure(config: pytest.Config) -> None:
         state.resolve()
 
 
-def _versions() -> dict[str, str]:
-    out = {}
-    for dist in VERSIONED:
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = "not installed"
-    out["multitask-conformance"] = _own_version()
-    return out
-
-
-def _own_version() -> str:
-    try:
-        return metadata.version("multitask-conformance")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
 def pytest_report_header(config: pytest.Config) -> list[str]:
     state = config.stash[STATE]
     names = state.names or "(built-ins, resolved when properties are collected)"
-    versions = ", ".join(f"{k} {v}" for k, v in _versions().items())
+    versions = ", ".join(f"{k} {v}" for k, v in reports.versions().items())
     return [
         f"conformance: subjects {names}; profile {state.profile.name}; "
         f"hypothesis seed {state.seed}",
@@ -279,62 +259,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     outcome = yield
     rep = outcome.get_result()
     marker = item.get_closest_marker(MARKER)
-    if marker is None or call.when != "call" or call.excinfo is None:
+    if (marker is None or call.when != "call" or call.excinfo is None
+            or call.excinfo.errisinstance(pytest.skip.Exception)):
         return
-    if call.excinfo.errisinstance(pytest.skip.Exception):
-        return
-    from conformance import repro
-
     example = record.last_example(marker.args[0])
-    if example is None:
-        return
-    subject, fn, inputs, helpers = example.subject, example.fn, example.inputs, example.helpers
-    state = item.config.stash[STATE]
-    source = state.resolve().get(subject.name, (None, subject.name))[1]
-    prop = catalogue.get(marker.args[0])
-    try:
-        text = repro.build(prop.id, prop.statement, subject, source, fn, inputs, helpers)
-    except Exception as exc:  # never let a reporting problem hide the failure itself
-        text = f"# reproducer could not be built: {exc!r}"
-    rep.user_properties.append(("conformance_reproducer", text))
-
-
-def _phase_outcome(report: pytest.TestReport, props: dict[str, Any]) -> tuple[str, str] | None:
-    if report.skipped and hasattr(report, "wasxfail"):
-        return "deviation", str(props.get("conformance_deviation", report.wasxfail))
-    if report.skipped:
-        longrepr = report.longrepr
-        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
-        return "skipped", reason.removeprefix("Skipped: ")
-    if report.failed:
-        text = report.longreprtext
-        if "conformance_deviation" in props and "XPASS(strict)" in text:
-            return "xpassed", ("listed as a deviation but passed: remove the entry from the "
-                               f"deviations file ({props['conformance_deviation']})")
-        return "failed", text[-_MESSAGE_LIMIT:]
-    if report.when == "call":
-        return "passed", ""
-    return None
+    if example is not None:
+        text = reports.reproducer(marker.args[0], example, item.config.stash[STATE].resolve())
+        rep.user_properties.append(("conformance_reproducer", text))
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    props = dict(report.user_properties)
-    if "conformance_id" not in props:
-        return
-    result = _phase_outcome(report, props)
-    if result is None:
-        return
-    state = _CONFIG["config"].stash[STATE] if _CONFIG else None
-    if state is None:
-        return
-    outcome, message = result
-    key = (props["conformance_subject"], props["conformance_id"])
-    cell = state.cells.get(key)
-    if cell is None or _RANK[outcome] > _RANK[cell["outcome"]]:
-        cell = {"outcome": outcome, "message": message}
-        if "conformance_reproducer" in props:
-            cell["reproducer"] = props["conformance_reproducer"]
-        state.cells[key] = cell
+    if _CONFIG:  # (on xdist's controller: the reports its workers send)
+        reports.add(_CONFIG["config"].stash[STATE].cells, report)
 
 
 _CONFIG: dict[str, pytest.Config] = {}
@@ -345,73 +281,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     _CONFIG["config"] = session.config
 
 
-def build_report(state: _State) -> dict[str, Any]:
-    """The JSON report (DESIGN.md, "Outputs")."""
-    subjects: dict[str, Any] = {}
-    for (subj, pid), cell in sorted(state.cells.items()):
-        entry = subjects.setdefault(subj, {"properties": {}})
-        entry["properties"][pid] = cell
-    return {
-        "subjects": subjects,
-        "versions": _versions(),
-        "profile": state.profile.name,
-        "hypothesis_seed": state.seed,
-    }
-
-
-def format_table(report: dict[str, Any]) -> list[str]:
-    """Property ID x subject -> outcome, skip reasons, then the one-line total."""
-    subjects = list(report["subjects"])
-    ids = [p.id for p in catalogue.PROPERTIES
-           if any(p.id in report["subjects"][s]["properties"] for s in subjects)]
-    label = {"passed": "passed", "failed": "FAILED", "deviation": "deviation",
-             "xpassed": "XPASSED", "skipped": "skipped"}
-    width = max([len(s) for s in subjects] + [9]) + 2
-    lines = ["ID".ljust(10) + "".join(s.ljust(width) for s in subjects)]
-    totals = dict.fromkeys(OUTCOMES, 0)
-    reasons: dict[str, set[str]] = {}
-    for pid in ids:
-        row = pid.ljust(10)
-        for s in subjects:
-            cell = report["subjects"][s]["properties"].get(pid)
-            if cell is None:
-                row += "-".ljust(width)
-                continue
-            totals[cell["outcome"]] += 1
-            row += label[cell["outcome"]].ljust(width)
-            if cell["outcome"] == "skipped":
-                reasons.setdefault(cell["message"], set()).add(f"{pid}@{s}")
-        lines.append(row)
-    for reason, where in sorted(reasons.items()):
-        lines.append(f"skipped ({len(where)}): {reason}")
-    lines.append("conformance: " + ", ".join(f"{n} {k}" for k, n in totals.items()))
-    return lines
-
-
-def format_failures(report: dict[str, Any]) -> list[str]:
-    """One line per failed or xpassed cell: ID, subject, statement, and where the detail is."""
-    lines = []
-    for subj, entry in report["subjects"].items():
-        for pid, cell in entry["properties"].items():
-            if cell["outcome"] not in ("failed", "xpassed"):
-                continue
-            lines.append(f"{cell['outcome'].upper()} {pid} [{subj}]: "
-                         f"{catalogue.get(pid).statement}")
-            if cell["outcome"] == "xpassed":
-                lines.append(f"  {cell['message']}")
-            elif cell.get("reproducer"):
-                lines.append("  the shrunk example is above; a standalone reproducer is in the "
-                             "JSON report (--report FILE.json: subjects.NAME.properties.ID)")
-    return lines
-
-
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     state = config.stash[STATE]
-    if not state.cells or config.getoption("--conformance-no-table"):
+    if not state.cells or config.getoption(OPT_NO_TABLE):
         return
-    report = build_report(state)
+    report = reports.build(state.cells, state.profile.name, state.seed)
     terminalreporter.section("conformance")
-    for line in format_table(report) + format_failures(report):
+    for line in reports.format_table(report) + reports.format_failures(report):
         terminalreporter.write_line(line)
 
 
@@ -428,8 +304,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not path or hasattr(config, "workerinput"):
         return
     state = config.stash[STATE]
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(build_report(state), indent=2) + "\n", encoding="utf-8")
+    reports.write(path, reports.build(state.cells, state.profile.name, state.seed))
 
 
 os.environ.setdefault("MUJOCO_GL", "egl")
