@@ -5,16 +5,20 @@ Options, configuration, the ``subject`` parametrization, capability skips, known
 are built by :mod:`conformance.report`; the garbage collection after spawning properties and the
 reaping of leftover workers are :mod:`conformance.hygiene`'s.
 
-It is inert for test runs that collect no conformance property, and it imports neither torch
-nor a subject until one is needed.
+Inert in a session that asks nothing of it: unless the session gives a kit option or names the
+conformance package (:func:`requested`), it prints no header, sets no environment variable and
+stops no process; it touches only tests marked ``conformance``; its seed is the properties' own
+(``conformance_seed``), never hypothesis's global one.  It imports no torch, subject or property.
 """
 
 from __future__ import annotations
 
 import os
-import random
+import secrets
 import warnings
+from fnmatch import fnmatch
 from importlib.util import find_spec
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,6 +35,8 @@ OPT_REPORT = "--report"
 OPT_AREA = "--conformance-area"
 OPT_NO_SHRINK = "--conformance-no-shrink"
 OPT_NO_TABLE = "--conformance-no-table"
+OPTIONS = (OPT_SUBJECT, OPT_PROFILE, OPT_DEVIATIONS, OPT_REPORT, OPT_AREA, OPT_NO_SHRINK,
+           OPT_NO_TABLE)
 MARKER = "conformance"
 
 
@@ -70,7 +76,8 @@ class _State:
         self.deviations: list[Deviation] = []
         self.matched: set[tuple[str, str]] = set()
         self.cells: reports.Cells = {}
-        self.active = False
+        self.requested = requested(config)  # decided before collection: the header needs it
+        self.active = False  # a conformance property was collected
 
     def resolve(self) -> dict[str, Any]:
         """Resolve the subject names once; their shipped deviations join the run's."""
@@ -101,6 +108,28 @@ def _load(path: str) -> list[Deviation]:
         raise pytest.UsageError(f"malformed deviations file: {exc}") from None
 
 
+def requested(config: pytest.Config) -> bool:
+    """Whether the session asks for the kit: it gives one of the kit's options, or one of its
+    arguments names the conformance package (``--pyargs conformance[.x]``, or a path inside the
+    package, or above it with no folder between that pytest does not recurse into)."""
+    if any(config.getoption(opt) for opt in OPTIONS):
+        return True
+    package = Path(__file__).resolve().parent
+    for arg in config.args:
+        target = arg.split("::", 1)[0]
+        if config.option.pyargs and target.split(".")[0] == package.name:
+            return True
+        path = (config.invocation_params.dir / target).resolve()
+        if path == package or package in path.parents:
+            return True
+        if path in package.parents:
+            between = package.relative_to(path).parts[:-1]
+            skipped = [*config.getini("norecursedirs"), "site-packages", "dist-packages"]
+            if not any(fnmatch(part, pattern) for part in between for pattern in skipped):
+                return True
+    return False
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{MARKER}(id): a conformance property with this ID")
     name = config.getoption(OPT_PROFILE) or profiles.default_name()
@@ -109,8 +138,8 @@ def pytest_configure(config: pytest.Config) -> None:
         seed_opt = getattr(config.option, "conformance_seed", None)
     state = _State(config)
     if seed_opt is not None or not profiles.PROFILES[name].derandomize:
-        if seed_opt is None:
-            seed_opt = random.randrange(2**32)
+        if seed_opt is None:  # (not from the random module: its state is the other tests')
+            seed_opt = secrets.randbelow(2**32)
         # the properties' own seed (applied with hypothesis.seed, not hypothesis's global one);
         # xdist passes options on to its workers, so they draw the same examples
         config.option.conformance_seed = seed_opt
@@ -125,12 +154,16 @@ def pytest_configure(config: pytest.Config) -> None:
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[STATE] = state
+    if state.requested:  # dm_control (SCN) renders headless unless the user chose otherwise
+        os.environ.setdefault("MUJOCO_GL", "egl")
     if state.names:  # named explicitly: a bad name is a usage error before anything runs
         state.resolve()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     state = config.stash[STATE]
+    if not state.requested:
+        return []
     names = state.names or "(built-ins, resolved when properties are collected)"
     versions = ", ".join(f"{k} {v}" for k, v in reports.versions().items())
     return [
@@ -165,7 +198,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if marker is None:
             keep.append(item)
             continue
-        state.active = True
+        if not state.active:  # (and dm_control renders headless, as when requested)
+            state.active = True
+            os.environ.setdefault("MUJOCO_GL", "egl")
         prop = catalogue.get(marker.args[0])
         if areas and prop.area not in areas:
             drop.append(item)
@@ -293,6 +328,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
+    state = config.stash[STATE]
+    if not (state.requested or state.active):
+        return
     left = hygiene.stop_leftover_workers()
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if left and reporter is not None:
@@ -301,10 +339,5 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                             f"end of the run were terminated: {', '.join(left)}; a subject's env "
                             "left them (close() interrupted, or never called)", yellow=True)
     path = config.getoption(OPT_REPORT)
-    if not path or hasattr(config, "workerinput"):
-        return
-    state = config.stash[STATE]
-    reports.write(path, reports.build(state.cells, state.profile.name, state.seed))
-
-
-os.environ.setdefault("MUJOCO_GL", "egl")
+    if path and not hasattr(config, "workerinput"):
+        reports.write(path, reports.build(state.cells, state.profile.name, state.seed))

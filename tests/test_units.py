@@ -1,5 +1,5 @@
 """Unit tests of the kit's pieces that need no subprocess: catalogue, subjects, deviations,
-reproducer rendering and profiles."""
+reproducer rendering, profiles, and when the plugin acts."""
 
 from __future__ import annotations
 
@@ -221,3 +221,67 @@ class TestProfiles:
         """An unknown profile name raises ValueError listing the three profiles."""
         with pytest.raises(ValueError, match="quick, ci, thorough"):
             profiles.activate("fast")
+
+
+class _Config:
+    """What ``plugin.requested`` reads of a pytest config."""
+
+    def __init__(self, args: list[str], where: Path, pyargs: bool = False,
+                 options: dict[str, object] | None = None) -> None:
+        from types import SimpleNamespace
+
+        self.args = args
+        self.option = SimpleNamespace(pyargs=pyargs)
+        self.invocation_params = SimpleNamespace(dir=where)
+        self.options = options or {}
+
+    def getoption(self, name: str) -> object:
+        return self.options.get(name)
+
+    def getini(self, name: str) -> list[str]:
+        assert name == "norecursedirs"
+        return ["*.egg", ".*", "_darcs", "build", "CVS", "dist", "node_modules", "venv", "{arch}"]
+
+
+class TestPluginRequested:
+    """The plugin acts (header, MUJOCO_GL, reaping) only in a session that asks for the kit."""
+
+    ROOT = Path(__file__).resolve().parents[1]
+
+    @pytest.mark.parametrize("option", ["--subject", "--conformance-profile", "--deviations",
+                                        "--report", "--conformance-area",
+                                        "--conformance-no-shrink", "--conformance-no-table"])
+    def test_any_option_asks(self, option):
+        from conformance.plugin import requested
+
+        assert requested(_Config(["tests"], self.ROOT, options={option: ["x"]}))
+
+    @pytest.mark.parametrize(("args", "pyargs", "asks"), [
+        (["tests"], False, False),
+        (["tests/test_units.py::TestCatalogue"], False, False),
+        (["conformance"], False, True),
+        (["conformance/properties/test_policy.py::test_x"], False, True),
+        (["."], False, True),  # collects conformance/properties too
+        (["conformance"], True, True),
+        (["conformance.properties.test_policy"], True, True),
+        (["conformancex", "tests"], True, False),
+    ])
+    def test_arguments_naming_the_package_ask(self, args, pyargs, asks):
+        from conformance.plugin import requested
+
+        assert requested(_Config(args, self.ROOT, pyargs=pyargs)) is asks
+
+    @pytest.mark.parametrize(("installed", "asks"), [
+        ("src/conformance", True),
+        (".venv/lib/python3.11/site-packages/conformance", False),
+        ("env/lib/python3.11/site-packages/conformance", False),
+        ("build/lib/conformance", False),
+    ])
+    def test_a_project_above_an_installed_kit_does_not_ask(self, installed, asks, tmp_path,
+                                                          monkeypatch):
+        """``pytest .`` in a project whose virtualenv holds the kit: pytest does not collect it,
+        so the session does not ask for the kit."""
+        from conformance import plugin
+
+        monkeypatch.setattr(plugin, "__file__", str(tmp_path / installed / "plugin.py"))
+        assert plugin.requested(_Config(["."], tmp_path)) is asks
