@@ -285,3 +285,24 @@ class TestPluginRequested:
 
         monkeypatch.setattr(plugin, "__file__", str(tmp_path / installed / "plugin.py"))
         assert plugin.requested(_Config(["."], tmp_path)) is asks
+
+
+class TestPluginImports:
+    def test_plugin_imports_no_property_torch_or_subject(self):
+        """Loading the plugin (every pytest session) imports no property module, torch or
+        subject: a fresh interpreter's modules after ``import conformance.plugin``."""
+        import subprocess
+        import sys
+
+        code = ("import sys, conformance.plugin; print(sorted(m for m in sys.modules if "
+                "m.startswith(('conformance.properties', 'conformance.subjects', 'torch', "
+                "'tensordict', 'torchrl', 'psutil'))))")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True).stdout
+        assert out.strip() == "[]"
+
+    def test_no_hypothesis_internal_settings_are_written(self):
+        """Settings come from profiles.hypothesis_settings, never hypothesis's private field."""
+        root = Path(__file__).resolve().parents[1] / "conformance"
+        private = "_hypothesis_internal_use" + "_settings"
+        assert [p for p in root.rglob("*.py") if private in p.read_text()] == []
