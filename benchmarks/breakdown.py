@@ -40,13 +40,13 @@ def humanoid_step() -> list[tuple[str, float]]:
     import torch
     from tensordict import TensorDict
 
-    from reference import _worker
+    from reference import _fast_worker
     from reference.dmc import make_humanoid
 
     torch.set_num_threads(1)
     env = make_humanoid("stand")
     action = torch.zeros(21)
-    raw, fast = env.base_env._env, _worker.stepper(env)
+    raw, fast = env.base_env._env, _fast_worker.stepper(env)
     # 200 steps a round, each from a reset (an episode lasts 1000)
     return [("humanoid step, raw dm_control",
              best(lambda: raw.step(action.numpy()), 200, setup=raw.reset)),

@@ -1,8 +1,8 @@
 """The catalogue: every conformance property's stable ID, area, needed capabilities and statement.
 
-This module is the single source of truth.  ``python -m conformance list`` prints it, the README's
-table is generated from it, and each property test takes its docstring from here (see
-:func:`conformance.properties._core.prop`).  It imports nothing heavy.
+This module is the single source of truth.  ``python -m conformance list`` prints it, the table
+in docs/catalogue.md is generated from it, and each property test takes its docstring from here
+(see :func:`conformance.properties._core.prop`).  It imports nothing heavy.
 """
 
 from __future__ import annotations
@@ -231,7 +231,7 @@ def as_dicts() -> list[dict[str, object]]:
 
 
 def markdown_table() -> str:
-    """The README's property table."""
+    """The property table of docs/catalogue.md (``python -m conformance list --markdown``)."""
     lines = ["| ID | area | needs | statement |", "| --- | --- | --- | --- |"]
     for p in PROPERTIES:
         needs = ", ".join(f"`{n}`" for n in p.needs) + (f" + `{p.extra}` extra" if p.extra else "")

@@ -26,7 +26,8 @@ def _parser() -> argparse.ArgumentParser:
 
     p_list = sub.add_parser("list", help="print the property catalogue")
     p_list.add_argument("--json", action="store_true", help="as JSON")
-    p_list.add_argument("--markdown", action="store_true", help="as the README's markdown table")
+    p_list.add_argument("--markdown", action="store_true",
+                        help="as the markdown table in docs/catalogue.md")
 
     p_check = sub.add_parser("check", help="run the conformance properties against subjects")
     p_check.add_argument("--subject", action="append", default=None, metavar="NAME",
@@ -92,7 +93,7 @@ def pytest_args(ns: argparse.Namespace, report_path: str) -> list[str]:
 def _check(ns: argparse.Namespace) -> int:
     import pytest
 
-    from conformance.plugin import format_failures, format_table
+    from conformance.report import format_failures, format_table
 
     try:
         catalogue.select(ns.area)

@@ -227,11 +227,9 @@ class _SpawnProbe:
 
     def stop(self) -> None:
         """Join the worker (it exits after answering), else terminate, then kill it."""
-        self.proc.join(5.0)
-        for stop in (self.proc.terminate, self.proc.kill):
-            if self.proc.is_alive():
-                stop()
-                self.proc.join(1.0)
+        from conformance.hygiene import stop_processes
+
+        stop_processes([self.proc], grace=1.0, wait=5.0)
         self.conn.close()
 
 

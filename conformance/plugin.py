@@ -1,24 +1,30 @@
 """The pytest plugin (``pytest11`` entry point ``conformance``).
 
-Options, the report header, the ``subject`` parametrization, capability skips, known deviations
-(strict), the outcome table and the JSON report.  It is inert for test runs that collect no
-conformance property, and it imports neither torch nor a subject until one is needed.
+Options, configuration, the ``subject`` parametrization, capability skips, known deviations
+(strict) and the marks that give each test its outcome.  The outcome table and the JSON report
+are built by :mod:`conformance.report`; the garbage collection after spawning properties and the
+reaping of leftover workers are :mod:`conformance.hygiene`'s.
+
+Inert in a session that asks nothing of it: unless the session gives a kit option or names the
+conformance package (:func:`requested`), it prints no header, sets no environment variable and
+stops no process; it touches only tests marked ``conformance``; its seed is the properties' own
+(``conformance_seed``), never hypothesis's global one.  It imports no torch, subject or property.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import random
+import secrets
 import warnings
-from importlib import metadata
+from fnmatch import fnmatch
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conformance import catalogue, profiles, record
+from conformance import catalogue, hygiene, profiles, record
+from conformance import report as reports
 from conformance.deviations import Deviation, DeviationsError
 from conformance.deviations import load as load_deviations
 
@@ -27,12 +33,11 @@ OPT_PROFILE = "--conformance-profile"
 OPT_DEVIATIONS = "--deviations"
 OPT_REPORT = "--report"
 OPT_AREA = "--conformance-area"
+OPT_NO_SHRINK = "--conformance-no-shrink"
+OPT_NO_TABLE = "--conformance-no-table"
+OPTIONS = (OPT_SUBJECT, OPT_PROFILE, OPT_DEVIATIONS, OPT_REPORT, OPT_AREA, OPT_NO_SHRINK,
+           OPT_NO_TABLE)
 MARKER = "conformance"
-VERSIONED = ("torch", "tensordict", "torchrl", "mujoco", "dm_control", "hypothesis")
-OUTCOMES = ("passed", "failed", "deviation", "xpassed", "skipped")
-# When several tests make up one property x subject cell, the worst outcome wins.
-_RANK = {"skipped": 0, "passed": 1, "deviation": 2, "xpassed": 3, "failed": 4}
-_MESSAGE_LIMIT = 6000
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -51,10 +56,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="write the JSON conformance report here.")
     group.addoption(OPT_AREA, action="append", default=[], metavar="AREA",
                     help="only properties of this area (STK EXC SPEC PAR POL SCN). Repeatable.")
-    group.addoption("--conformance-no-shrink", action="store_true", default=False,
+    group.addoption(OPT_NO_SHRINK, action="store_true", default=False,
                     help="report the first failing example without shrinking it (mutation runs: "
                          "a kill needs a failure, not a minimal one).")
-    group.addoption("--conformance-no-table", action="store_true", default=False,
+    group.addoption(OPT_NO_TABLE, action="store_true", default=False,
                     help="do not print the outcome table (python -m conformance check prints "
                          "it itself).")
 
@@ -70,8 +75,9 @@ class _State:
         self.seed: int | str = "derandomized"
         self.deviations: list[Deviation] = []
         self.matched: set[tuple[str, str]] = set()
-        self.cells: dict[tuple[str, str], dict[str, str]] = {}
-        self.active = False
+        self.cells: reports.Cells = {}
+        self.requested = requested(config)  # decided before collection: the header needs it
+        self.active = False  # a conformance property was collected
 
     def resolve(self) -> dict[str, Any]:
         """Resolve the subject names once; their shipped deviations join the run's."""
@@ -91,7 +97,6 @@ class _State:
             self.subjects = subjects
         return self.subjects
 
-
 STATE = pytest.StashKey[_State]()
 
 
@@ -103,6 +108,28 @@ def _load(path: str) -> list[Deviation]:
         raise pytest.UsageError(f"malformed deviations file: {exc}") from None
 
 
+def requested(config: pytest.Config) -> bool:
+    """Whether the session asks for the kit: it gives one of the kit's options, or one of its
+    arguments names the conformance package (``--pyargs conformance[.x]``, or a path inside the
+    package, or above it with no folder between that pytest does not recurse into)."""
+    if any(config.getoption(opt) for opt in OPTIONS):
+        return True
+    package = Path(__file__).resolve().parent
+    for arg in config.args:
+        target = arg.split("::", 1)[0]
+        if config.option.pyargs and target.split(".")[0] == package.name:
+            return True
+        path = (config.invocation_params.dir / target).resolve()
+        if path == package or package in path.parents:
+            return True
+        if path in package.parents:
+            between = package.relative_to(path).parts[:-1]
+            skipped = [*config.getini("norecursedirs"), "site-packages", "dist-packages"]
+            if not any(fnmatch(part, pattern) for part in between for pattern in skipped):
+                return True
+    return False
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{MARKER}(id): a conformance property with this ID")
     name = config.getoption(OPT_PROFILE) or profiles.default_name()
@@ -111,14 +138,14 @@ def pytest_configure(config: pytest.Config) -> None:
         seed_opt = getattr(config.option, "conformance_seed", None)
     state = _State(config)
     if seed_opt is not None or not profiles.PROFILES[name].derandomize:
-        if seed_opt is None:
-            seed_opt = random.randrange(2**32)
+        if seed_opt is None:  # (not from the random module: its state is the other tests')
+            seed_opt = secrets.randbelow(2**32)
         # the properties' own seed (applied with hypothesis.seed, not hypothesis's global one);
         # xdist passes options on to its workers, so they draw the same examples
         config.option.conformance_seed = seed_opt
         state.seed = int(seed_opt)
     profiles.activate(name, None if state.seed == "derandomized" else int(state.seed),
-                      shrink=not config.getoption("--conformance-no-shrink"))
+                      shrink=not config.getoption(OPT_NO_SHRINK))
     state.profile = profiles.active()
     for path in config.getoption(OPT_DEVIATIONS):
         state.deviations.extend(_load(path))
@@ -127,32 +154,18 @@ def pytest_configure(config: pytest.Config) -> None:
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[STATE] = state
+    if state.requested:  # dm_control (SCN) renders headless unless the user chose otherwise
+        os.environ.setdefault("MUJOCO_GL", "egl")
     if state.names:  # named explicitly: a bad name is a usage error before anything runs
         state.resolve()
 
 
-def _versions() -> dict[str, str]:
-    out = {}
-    for dist in VERSIONED:
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = "not installed"
-    out["multitask-conformance"] = _own_version()
-    return out
-
-
-def _own_version() -> str:
-    try:
-        return metadata.version("multitask-conformance")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
 def pytest_report_header(config: pytest.Config) -> list[str]:
     state = config.stash[STATE]
+    if not state.requested:
+        return []
     names = state.names or "(built-ins, resolved when properties are collected)"
-    versions = ", ".join(f"{k} {v}" for k, v in _versions().items())
+    versions = ", ".join(f"{k} {v}" for k, v in reports.versions().items())
     return [
         f"conformance: subjects {names}; profile {state.profile.name}; "
         f"hypothesis seed {state.seed}",
@@ -185,7 +198,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if marker is None:
             keep.append(item)
             continue
-        state.active = True
+        if not state.active:  # (and dm_control renders headless, as when requested)
+            state.active = True
+            os.environ.setdefault("MUJOCO_GL", "egl")
         prop = catalogue.get(marker.args[0])
         if areas and prop.area not in areas:
             drop.append(item)
@@ -241,73 +256,19 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 def pytest_runtest_teardown(item: pytest.Item) -> None:
     """Collect garbage after each property that starts worker processes (it needs
-    ``parallel_env``, or a capability the subject ``spawns``): an env a failing example left
-    unclosed is finalized here, not at a random later allocation (torchrl's AsyncEnvPool.__del__
-    joins its workers for up to 60 s; run inside pytest's report formatting it broke the run
-    with an INTERNALERROR). Not after the others: a full collection costs ~0.2 s with torch
-    loaded, 10 s over a run."""
+    ``parallel_env``, or a capability the subject ``spawns``): see ``hygiene.collect_garbage``."""
     marker = item.get_closest_marker(MARKER)
     if marker is None:
         return
     subj = getattr(item, "callspec", None) and item.callspec.params.get("subject")
     needs = set(catalogue.get(marker.args[0]).needs)
     if "parallel_env" in needs or needs & set(getattr(subj, "spawns", ())):
-        stuck = collect_garbage(FINALIZER_LIMIT)
+        stuck = hygiene.collect_garbage(hygiene.FINALIZER_LIMIT)
         if stuck:
             warnings.warn(pytest.PytestWarning(
                 f"{marker.args[0]} [{getattr(subj, 'name', subj)}]: a finalizer of an object it "
-                f"left behind ran for more than {FINALIZER_LIMIT:g} s and was interrupted: "
-                f"{'; '.join(stuck)}"), stacklevel=1)
-
-
-FINALIZER_LIMIT = 20.0  # seconds a garbage collection may spend before a finalizer is interrupted
-
-
-def collect_garbage(limit: float) -> list[str]:
-    """``gc.collect()``, interrupting a finalizer (``__del__``) still running ``limit`` seconds
-    after the collection started, then every ``limit`` seconds: a subject's finalizer that never
-    returns (torchrl 0.14's AsyncEnvPool.__del__ spins forever on a result queue whose pipe is
-    gone, after a failed construction) must not hang the run. Returns what was interrupted."""
-    import gc
-    import signal
-    import sys
-    import threading
-    import time
-
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal,
-                                                                               "setitimer"):
-        gc.collect()
-        return []
-
-    class FinalizerTimeout(BaseException):
-        pass
-
-    def on_alarm(signum: int, frame: Any) -> None:
-        raise FinalizerTimeout(f"still running after {limit:g} s")
-
-    stuck: list[str] = []
-
-    def unraisable(info: Any) -> None:
-        if isinstance(info.exc_value, FinalizerTimeout):
-            stuck.append(f"{info.object!r} {info.exc_value}")
-        else:
-            hook(info)
-
-    hook = sys.unraisablehook
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    sys.unraisablehook = unraisable
-    start = time.monotonic()
-    delay, interval = signal.setitimer(signal.ITIMER_REAL, limit, limit)
-    try:
-        gc.collect()
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-        sys.unraisablehook = hook
-        if delay:  # a timer someone else set (pytest-timeout's): it goes on
-            signal.setitimer(signal.ITIMER_REAL,
-                             max(delay - (time.monotonic() - start), 0.001), interval)
-    return stuck
+                f"left behind ran for more than {hygiene.FINALIZER_LIMIT:g} s and was "
+                f"interrupted: {'; '.join(stuck)}"), stacklevel=1)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -333,62 +294,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     outcome = yield
     rep = outcome.get_result()
     marker = item.get_closest_marker(MARKER)
-    if marker is None or call.when != "call" or call.excinfo is None:
+    if (marker is None or call.when != "call" or call.excinfo is None
+            or call.excinfo.errisinstance(pytest.skip.Exception)):
         return
-    if call.excinfo.errisinstance(pytest.skip.Exception):
-        return
-    from conformance import repro
-
     example = record.last_example(marker.args[0])
-    if example is None:
-        return
-    subject, fn, inputs, helpers = example.subject, example.fn, example.inputs, example.helpers
-    state = item.config.stash[STATE]
-    source = state.resolve().get(subject.name, (None, subject.name))[1]
-    prop = catalogue.get(marker.args[0])
-    try:
-        text = repro.build(prop.id, prop.statement, subject, source, fn, inputs, helpers)
-    except Exception as exc:  # never let a reporting problem hide the failure itself
-        text = f"# reproducer could not be built: {exc!r}"
-    rep.user_properties.append(("conformance_reproducer", text))
-
-
-def _phase_outcome(report: pytest.TestReport, props: dict[str, Any]) -> tuple[str, str] | None:
-    if report.skipped and hasattr(report, "wasxfail"):
-        return "deviation", str(props.get("conformance_deviation", report.wasxfail))
-    if report.skipped:
-        longrepr = report.longrepr
-        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
-        return "skipped", reason.removeprefix("Skipped: ")
-    if report.failed:
-        text = report.longreprtext
-        if "conformance_deviation" in props and "XPASS(strict)" in text:
-            return "xpassed", ("listed as a deviation but passed: remove the entry from the "
-                               f"deviations file ({props['conformance_deviation']})")
-        return "failed", text[-_MESSAGE_LIMIT:]
-    if report.when == "call":
-        return "passed", ""
-    return None
+    if example is not None:
+        text = reports.reproducer(marker.args[0], example, item.config.stash[STATE].resolve())
+        rep.user_properties.append(("conformance_reproducer", text))
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    props = dict(report.user_properties)
-    if "conformance_id" not in props:
-        return
-    result = _phase_outcome(report, props)
-    if result is None:
-        return
-    state = _CONFIG["config"].stash[STATE] if _CONFIG else None
-    if state is None:
-        return
-    outcome, message = result
-    key = (props["conformance_subject"], props["conformance_id"])
-    cell = state.cells.get(key)
-    if cell is None or _RANK[outcome] > _RANK[cell["outcome"]]:
-        cell = {"outcome": outcome, "message": message}
-        if "conformance_reproducer" in props:
-            cell["reproducer"] = props["conformance_reproducer"]
-        state.cells[key] = cell
+    if _CONFIG:  # (on xdist's controller: the reports its workers send)
+        reports.add(_CONFIG["config"].stash[STATE].cells, report)
 
 
 _CONFIG: dict[str, pytest.Config] = {}
@@ -399,97 +316,22 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     _CONFIG["config"] = session.config
 
 
-def build_report(state: _State) -> dict[str, Any]:
-    """The JSON report (DESIGN.md, "Outputs")."""
-    subjects: dict[str, Any] = {}
-    for (subj, pid), cell in sorted(state.cells.items()):
-        entry = subjects.setdefault(subj, {"properties": {}})
-        entry["properties"][pid] = cell
-    return {
-        "subjects": subjects,
-        "versions": _versions(),
-        "profile": state.profile.name,
-        "hypothesis_seed": state.seed,
-    }
-
-
-def format_table(report: dict[str, Any]) -> list[str]:
-    """Property ID x subject -> outcome, skip reasons, then the one-line total."""
-    subjects = list(report["subjects"])
-    ids = [p.id for p in catalogue.PROPERTIES
-           if any(p.id in report["subjects"][s]["properties"] for s in subjects)]
-    label = {"passed": "passed", "failed": "FAILED", "deviation": "deviation",
-             "xpassed": "XPASSED", "skipped": "skipped"}
-    width = max([len(s) for s in subjects] + [9]) + 2
-    lines = ["ID".ljust(10) + "".join(s.ljust(width) for s in subjects)]
-    totals = dict.fromkeys(OUTCOMES, 0)
-    reasons: dict[str, set[str]] = {}
-    for pid in ids:
-        row = pid.ljust(10)
-        for s in subjects:
-            cell = report["subjects"][s]["properties"].get(pid)
-            if cell is None:
-                row += "-".ljust(width)
-                continue
-            totals[cell["outcome"]] += 1
-            row += label[cell["outcome"]].ljust(width)
-            if cell["outcome"] == "skipped":
-                reasons.setdefault(cell["message"], set()).add(f"{pid}@{s}")
-        lines.append(row)
-    for reason, where in sorted(reasons.items()):
-        lines.append(f"skipped ({len(where)}): {reason}")
-    lines.append("conformance: " + ", ".join(f"{n} {k}" for k, n in totals.items()))
-    return lines
-
-
-def format_failures(report: dict[str, Any]) -> list[str]:
-    """One line per failed or xpassed cell: ID, subject, statement, and where the detail is."""
-    lines = []
-    for subj, entry in report["subjects"].items():
-        for pid, cell in entry["properties"].items():
-            if cell["outcome"] not in ("failed", "xpassed"):
-                continue
-            lines.append(f"{cell['outcome'].upper()} {pid} [{subj}]: "
-                         f"{catalogue.get(pid).statement}")
-            if cell["outcome"] == "xpassed":
-                lines.append(f"  {cell['message']}")
-            elif cell.get("reproducer"):
-                lines.append("  the shrunk example is above; a standalone reproducer is in the "
-                             "JSON report (--report FILE.json: subjects.NAME.properties.ID)")
-    return lines
-
-
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     state = config.stash[STATE]
-    if not state.cells or config.getoption("--conformance-no-table"):
+    if not state.cells or config.getoption(OPT_NO_TABLE):
         return
-    report = build_report(state)
+    report = reports.build(state.cells, state.profile.name, state.seed)
     terminalreporter.section("conformance")
-    for line in format_table(report) + format_failures(report):
+    for line in reports.format_table(report) + reports.format_failures(report):
         terminalreporter.write_line(line)
-
-
-def stop_leftover_workers(grace: float = 2.0) -> list[str]:
-    """Terminate (then kill) the worker processes this process started that are still running:
-    at exit multiprocessing joins every non-daemon child, so a subject's leaked worker (torchrl
-    0.14's AsyncEnvPool workers ignore shutdown after a task's error) would hang the run's end.
-    Returns them, described."""
-    import multiprocessing
-
-    left = [p for p in multiprocessing.active_children() if p.is_alive()]
-    for proc in left:
-        proc.terminate()
-    for proc in left:
-        proc.join(grace)
-        if proc.is_alive():
-            proc.kill()
-            proc.join(grace)
-    return [f"{proc.name} (pid {proc.pid})" for proc in left]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
-    left = stop_leftover_workers()
+    state = config.stash[STATE]
+    if not (state.requested or state.active):
+        return
+    left = hygiene.stop_leftover_workers()
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if left and reporter is not None:
         reporter.ensure_newline()
@@ -497,11 +339,5 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                             f"end of the run were terminated: {', '.join(left)}; a subject's env "
                             "left them (close() interrupted, or never called)", yellow=True)
     path = config.getoption(OPT_REPORT)
-    if not path or hasattr(config, "workerinput"):
-        return
-    state = config.stash[STATE]
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(build_report(state), indent=2) + "\n", encoding="utf-8")
-
-
-os.environ.setdefault("MUJOCO_GL", "egl")
+    if path and not hasattr(config, "workerinput"):
+        reports.write(path, reports.build(state.cells, state.profile.name, state.seed))

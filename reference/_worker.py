@@ -1,9 +1,8 @@
 """The command path shared by both batched envs, and the entry point of a parallel env's worker.
 
-Protocol: pickles over a Pipe; the parent sends ``(command, argument)``, the worker answers
-``("ok", result)`` or ``("error", traceback)`` (nothing to "close"; "chunk_buffers" comes with
-shared tensors, so by multiprocessing's pickler). Stdlib imports only at module level, so that any
-failure, torch's import included, goes back as a traceback.
+Protocol, over a Pipe: the parent sends ``(command, argument)``, the worker answers ``("ok",
+result)`` or ``("error", traceback)`` (nothing to "close"). Stdlib imports only at module level,
+so that any failure, torch's import included, goes back as a traceback.
 """
 
 from __future__ import annotations
@@ -25,9 +24,8 @@ def specs(env: Any) -> tuple[Any, ...]:
 
 class Exchange:
     """A task's buffers, zeroed from its specs: ``act`` (action leaves), ``out`` (observation,
-    reward and done leaves); written bitwise (shapes and dtypes checked), read as a copy. Speed:
-    shared memory in the parallel env (pickling a TensorDict costs ~0.1-0.2 ms each way), so
-    "step" and "reset" answer None; leaves looked up once, so copies skip tensordict lookups."""
+    reward and done leaves); written by copy_in, read as copies. Speed: shared memory in the
+    parallel env, so "step" and "reset" answer None (a pickled TensorDict costs ~0.1-0.2 ms)."""
 
     def __init__(self, spec: tuple[Any, ...], act: Any = None, out: Any = None) -> None:
         obs, action, reward, done = spec
@@ -35,7 +33,7 @@ class Exchange:
         self.out = obs.zero().update(reward.zero()).update(done.zero()) if out is None else out
         reset = [*obs.keys(True, True), *done.keys(True, True)]  # a reset has no reward
         self.views = {"action": self.act, "step": self.out, "reset": self.out.select(*reset)}
-        self.leaves = {w: [(k, td.get(k)) for k in td.keys(True, True)]
+        self.leaves = {w: [(k, td.get(k)) for k in td.keys(True, True)]  # looked up once
                        for w, td in self.views.items()}
 
     def write(self, what: str, td: Any) -> None:
@@ -58,78 +56,22 @@ def copy_in(what: str, leaves: list[tuple[Any, Any]], td: Any) -> None:
         dst.copy_(value)
 
 
-class Chunk:
-    """A task's buffers for up to ``rows`` steps run back to back (a random-action rollout of the
-    parallel env): row t holds ``act`` (step t's action, written by the parent), ``out`` (step t's
-    output) and, where ``fresh[t]`` is True, ``rst``: the reset output the task started step t
-    from. Shared memory, allocated by the parent; row views looked up once."""
-
-    def __init__(self, spec: tuple[Any, ...], rows: int, tensors: tuple[Any, ...] | None = None,
-                 ) -> None:
-        import torch
-
-        obs, action, reward, done = spec
-        if tensors is None:
-            tensors = (action.zero((rows,)),
-                       obs.zero((rows,)).update(reward.zero((rows,))).update(done.zero((rows,))),
-                       obs.zero((rows,)).update(done.zero((rows,))),
-                       torch.zeros(rows, dtype=torch.bool))
-        self.tensors = tensors
-        self.act, self.out, self.rst, self.fresh = tensors
-        self.rows = rows
-        self.leaves = [{w: [(k, td.get(k)[t]) for k in td.keys(True, True)]
-                        for w, td in (("step", self.out), ("reset", self.rst))}
-                       for t in range(rows)]
-        self.done = [[self.out.get(k)[t] for k in done.keys(True, True)] for t in range(rows)]
-
-    def share_memory_(self) -> Chunk:
-        for t in self.tensors:
-            t.share_memory_()
-        return self
-
-    def run(self, env: Any, step: Any, n: int, reset_first: bool) -> None:
-        """Step ``n`` times with actions ``act[:n]``; before step t, reset the env if the step
-        before ended its episode (before step 0: if ``reset_first``), exactly as the rollout loop
-        resets a done task after recording its step. Stops at the first exception."""
-        fresh = reset_first
-        for t in range(n):
-            self.fresh[t] = fresh
-            if fresh:
-                copy_in("reset", self.leaves[t]["reset"], env.reset())
-            copy_in("step", self.leaves[t]["step"], step(self.act[t].clone()))
-            fresh = any(bool(flag.any()) for flag in self.done[t])
-
-
-def stepper(env: Any) -> Any:
-    """``td -> env.step(td)["next"]``. Speed: for an EnvBase that keeps EnvBase.step, only its
-    ``_step`` and ``_step_proc_data`` (our action-only inputs never need its checks and "next"
-    bookkeeping): the same output, 5-20% less time per step."""
-    from torchrl.envs import EnvBase
-
-    if type(env).step is EnvBase.step and hasattr(env, "_step_proc_data"):
-        return lambda td: env._step_proc_data(env._step(td))
-    return lambda td: env.step(td).get("next")
-
-
-def handle(env: Any, step: Any, command: str, arg: Any, ex: Exchange,
-           chunk: Chunk | None = None) -> Any:
+def handle(env: Any, command: str, arg: Any, ex: Exchange) -> Any:
     """Run one command on a task env: "reset" and "step" (with ``ex.act``, set by the caller)
-    write into ``ex.out``; "chunk" runs ``chunk.run(env, step, *arg)``; "set_seed" returns the
-    seed ``env.set_seed(arg)`` returns."""
+    write into ``ex.out``; "set_seed" returns the seed ``env.set_seed(arg)`` returns."""
     if command == "reset":
         return ex.write("reset", env.reset())
-    if command == "step":
-        return ex.write("step", step(ex.act.clone()))  # a clone: the env may keep its input
-    if command == "chunk" and chunk is not None:
-        return chunk.run(env, step, *arg)
+    if command == "step":  # (a clone: the env may keep its input)
+        return ex.write("step", env.step(ex.act.clone()).get("next"))
     if command == "set_seed":
         return env.set_seed(arg)
     raise ValueError(f"unknown command {command!r}")
 
 
-def main(conn: Connection, maker_bytes: bytes, environ: dict[str, str] | None = None) -> None:
-    """Build the env from ``maker_bytes``, send its specs and shared buffers, serve commands;
-    first replace the environment variables with ``environ`` (the parent's) if given."""
+def main(conn: Connection, maker_bytes: bytes, environ: dict[str, str] | None = None,
+         handle: Any = handle) -> None:
+    """Build the env from ``maker_bytes``, send its specs and shared buffers, serve commands with
+    ``handle``; first replace the environment variables with ``environ`` (the parent's) if given."""
     if environ is not None:
         os.environ.clear()
         os.environ.update(environ)
@@ -141,9 +83,7 @@ def main(conn: Connection, maker_bytes: bytes, environ: dict[str, str] | None = 
         spec = specs(env)
         ex = Exchange(spec)
         ex = Exchange(spec, ex.act.share_memory_(), ex.out.share_memory_())
-        step = stepper(env)
-        chunk = None
-        conn.send(("ok", (spec, ex.act, ex.out)))  # ForkingPickler: shared tensors by handle
+        conn.send(("ok", (spec, ex.act, ex.out)))  # multiprocessing's pickler: tensors by handle
     except BaseException:
         conn.send(("error", traceback.format_exc()))
         return
@@ -156,14 +96,10 @@ def main(conn: Connection, maker_bytes: bytes, environ: dict[str, str] | None = 
             if command == "close":
                 return
             try:
-                if command == "chunk_buffers":  # arg: (rows, the parent's shared tensors)
-                    chunk = Chunk(spec, *arg)
-                    answer: tuple[str, Any] = ("ok", None)
-                else:
-                    answer = ("ok", handle(env, step, command, arg, ex, chunk))
+                answer: tuple[str, Any] = ("ok", handle(env, command, arg, ex))
             except BaseException:
                 answer = ("error", traceback.format_exc())
-            conn.send_bytes(pickle.dumps(answer))  # (plain pickle: ForkingPickler is slower)
+            conn.send(answer)
             if answer[0] == "error":
                 return
     finally:

@@ -4,8 +4,7 @@ torchrl's ``SerialEnv`` / ``ParallelEnv`` API and semantics given a list of make
 stack along dim 0 whose element i is task i's TensorDict. Deliberate differences from torchrl 0.14:
 rollout's ``break_when_any_done`` defaults to False; moving "next" to the root takes every
 observation key of each task (SerialEnv: only shared ones) and drops the action; ``reset(td)``
-returns a new stack (torchrl updates ``td``); a task env's exception is a WorkerError, and closes
-the env.
+returns a new stack (torchrl updates ``td``); a task env's exception closes the env: WorkerError.
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ from torchrl.data import Composite, TensorSpec
 from reference import _worker
 from reference.errors import SpecMismatchError, WorkerError
 
-__all__ = ["EnvSpecs", "ParallelMultiTaskEnv", "SerialMultiTaskEnv", "check_shared_specs"]
+__all__ = ["EnvSpecs", "SerialMultiTaskEnv", "check_shared_specs"]
 
 Maker = Callable[[], Any]
 _Env = TypeVar("_Env", bound="_MultiTaskEnv")
@@ -114,8 +113,7 @@ class _MultiTaskEnv:
         self.action_spec = self._single_leaf("action")
         self.reward_spec = self._single_leaf("reward")
         self._current: list[TensorDictBase | None] = [None] * self.num_tasks
-        # Per-task key lists, read once here rather than from the specs at every step.
-        self._action_keys = [list(s.action.keys(True, True)) for s in specs]
+        self._action_keys = [list(s.action.keys(True, True)) for s in specs]  # per task, read once
         self._done_keys = [list(s.done.keys(True, True)) for s in specs]
         self._keep = [[*s.observation.keys(True, True), *s.done.keys(True, True)] for s in specs]
         self._action_leaves = (list(self.full_action_spec.items(True, True))
@@ -276,7 +274,6 @@ class SerialMultiTaskEnv(_MultiTaskEnv):
                 raise self._fail(i, "the maker", err) from err
         specs = [_worker.specs(env) for env in self._envs]
         self._ex = [_worker.Exchange(s) for s in specs]
-        self._steps = [_worker.stepper(env) for env in self._envs]
         return [EnvSpecs(*s) for s in specs]
 
     def _run(self, calls: dict[int, tuple[str, Any]]) -> dict[int, Any]:
@@ -287,7 +284,7 @@ class SerialMultiTaskEnv(_MultiTaskEnv):
             try:  # the workers' code path, through the same (in-process) exchange buffers
                 if command == "step":
                     self._ex[i].write("action", arg)
-                result = _worker.handle(self._envs[i], self._steps[i], command, arg, self._ex[i])
+                result = _worker.handle(self._envs[i], command, arg, self._ex[i])
                 results[i] = result if command == "set_seed" else self._ex[i].read(command)
             except Exception as err:
                 raise self._fail(i, f"{command!r}", err) from err
@@ -310,7 +307,7 @@ def _shutdown(procs: list[BaseProcess], conns: list[Connection], grace: float) -
     """Ask workers to close, join them until ``grace`` runs out, then terminate, then kill."""
     for conn in conns:
         with contextlib.suppress(OSError):
-            conn.send_bytes(pickle.dumps(("close", None)))
+            conn.send(("close", None))
     deadline = time.monotonic() + grace
     for proc in procs:
         proc.join(max(0.0, deadline - time.monotonic()))
@@ -324,34 +321,21 @@ def _shutdown(procs: list[BaseProcess], conns: list[Connection], grace: float) -
     conns.clear()
 
 
-# Speed: the forkserver imports these once, so workers fork from it ready (milliseconds, not the
-# seconds "spawn" takes to import torch(rl)). An error other than ImportError kills it: see _launch.
-PRELOAD = ["torch", "tensordict", "torchrl.envs", "reference._worker"]
+class _ParallelMultiTaskEnv(_MultiTaskEnv):
+    """One worker process per task (``start_method``), messaged per command. Every wait on a worker
+    has a deadline, ``timeout`` (the first answer: ``start_timeout``, default ``timeout``), and a
+    liveness check: a dead or silent worker raises WorkerError. Speed only: fast_batched.py."""
 
-
-class ParallelMultiTaskEnv(_MultiTaskEnv):
-    """One worker process per task (multiprocessing ``start_method``) with this process's
-    environment variables (modules preloaded by a forkserver read them at its start). Every wait
-    on a worker has a deadline, ``timeout`` (the first answer: ``start_timeout``, default
-    ``timeout``), and a liveness check: a dead or silent worker raises WorkerError."""
-
-    def __init__(self, makers: Iterable[Maker], *, start_method: str = "forkserver",
+    def __init__(self, makers: Iterable[Maker], *, start_method: str = "spawn",
                  timeout: float = 30.0, start_timeout: float | None = None) -> None:
         self._ctx = mp.get_context(start_method)
-        if start_method == "forkserver":
-            self._ctx.set_forkserver_preload(PRELOAD)
         self._timeout = timeout
         self._start_timeout = timeout if start_timeout is None else start_timeout
         self._procs: list[BaseProcess] = []
         self._conns: list[Connection] = []
-        self._chunks: list[_worker.Chunk] | None = None
         self._finalizer = weakref.finalize(self, _shutdown, self._procs, self._conns,
                                            min(timeout, 5.0))
         super().__init__(makers)
-
-    def _snapshot(self, i: int, result: TensorDictBase) -> TensorDictBase:
-        # No copy: the buffer holds this data until task i's next reset or step replaces it.
-        return self._ex[i].views["reset"]
 
     @property
     def worker_pids(self) -> list[int | None]:
@@ -378,17 +362,10 @@ class ParallelMultiTaskEnv(_MultiTaskEnv):
         return [EnvSpecs(*got[i][0]) for i in range(self.num_tasks)]
 
     def _launch(self, i: int, child: Connection, blob: bytes) -> BaseProcess:
-        """Start task i's worker; if the forkserver died (a preloaded module raised), spawn it:
-        the worker then imports that module itself and reports the error with its traceback."""
-        for ctx in (self._ctx, mp.get_context("spawn")):
-            proc = ctx.Process(target=_worker.main, args=(child, blob, dict(os.environ)),
-                               daemon=True, name=f"reference-task-{i}")
-            try:
-                proc.start()
-                break
-            except (EOFError, ConnectionError):
-                if ctx.get_start_method() != "forkserver":
-                    raise
+        """Start task i's worker with our environment variables (a forkserver has its start's)."""
+        proc = self._ctx.Process(target=_worker.main, args=(child, blob, dict(os.environ)),
+                                 daemon=True, name=f"reference-task-{i}")
+        proc.start()
         return proc
 
     def _collect(self, tasks: Iterable[int], doing: str, timeout: float) -> dict[int, Any]:
@@ -416,7 +393,7 @@ class ParallelMultiTaskEnv(_MultiTaskEnv):
         """Task i's answer (one is ready); a worker-side error raises WorkerError."""
         proc = self._procs[i]
         try:
-            status, payload = pickle.loads(self._conns[i].recv_bytes())
+            status, payload = self._conns[i].recv()
         except (EOFError, OSError):  # (its only write end closes when the worker dies)
             proc.join(1.0)
             raise WorkerError(f"task {i}: worker (pid {proc.pid}) died while {doing}; exit code "
@@ -438,10 +415,7 @@ class ParallelMultiTaskEnv(_MultiTaskEnv):
                     raise self._fail(i, "'step'", err) from err
                 arg = None
             try:
-                if command == "chunk_buffers":  # shared tensors: multiprocessing's pickler
-                    self._conns[i].send((command, arg))
-                else:
-                    self._conns[i].send_bytes(pickle.dumps((command, arg)))  # (no ForkingPickler)
+                self._conns[i].send((command, arg))
             except OSError as err:
                 code = self._procs[i].exitcode
                 self.close()
@@ -451,85 +425,6 @@ class ParallelMultiTaskEnv(_MultiTaskEnv):
         got = self._collect(calls, doing, self._timeout)
         return {i: self._ex[i].read(c) if c in ("reset", "step") else got[i]
                 for i, (c, _) in calls.items()}
-
-    # Most steps a worker runs per message in a random-action rollout (rows of its Chunk).
-    CHUNK = 64
-
-    def rollout(self, max_steps: int, policy: Callable[[TensorDictBase], Any] | None = None, *,
-                return_contiguous: bool = False, break_when_any_done: bool = False,
-                auto_reset: bool = True, tensordict: TensorDictBase | None = None,
-                ) -> TensorDictBase:
-        """The serial env's rollout, with the same result. Speed: without a policy, with
-        ``auto_reset`` and no early stop, task i's steps depend only on its own actions, so the
-        actions are drawn first (the same draws, in the same order, as per step) and every worker
-        runs its steps and resets back to back, in chunks: one message per chunk, not per step.
-        Returns lazy stack over tasks of ``[max_steps]`` tensordicts (``out[:, t]`` is step t)."""
-        if policy is not None or break_when_any_done or not auto_reset or max_steps < 1:
-            return super().rollout(max_steps, policy, return_contiguous=return_contiguous,
-                                   break_when_any_done=break_when_any_done,
-                                   auto_reset=auto_reset, tensordict=tensordict)
-        roots = list(self.reset(tensordict).unbind(0))
-        actions = self._draw_actions(max_steps)
-        nexts: list[list[TensorDictBase]] = [[] for _ in range(self.num_tasks)]
-        resets: list[list[tuple[torch.Tensor, TensorDictBase]]] = [[] for _ in
-                                                                   range(self.num_tasks)]
-        done_before = [False] * self.num_tasks
-        t, n = 0, 1
-        while t < max_steps:
-            n = min(n, max_steps - t, self.CHUNK)
-            chunks = self._chunk_buffers()
-            for i, chunk in enumerate(chunks):
-                chunk.act[:n].copy_(actions[i][t:t + n])
-            start = time.monotonic()
-            self._run({i: ("chunk", (n, done_before[i])) for i in range(self.num_tasks)})
-            took = time.monotonic() - start
-            for i, chunk in enumerate(chunks):
-                nexts[i].append(chunk.out[:n].clone())
-                rows = chunk.fresh[:n].nonzero().reshape(-1)
-                if len(rows):
-                    resets[i].append((t + rows, chunk.rst[rows]))  # (indexing copies)
-                done_before[i] = any(bool(flag.any()) for flag in chunk.done[n - 1])
-            t += n
-            if took * 16 < self._timeout:  # chunks grow while well inside one answer's deadline
-                n *= 2
-        tasks = []
-        for i in range(self.num_tasks):
-            nxt = torch.cat(nexts[i], 0)
-            root = torch.cat([roots[i].unsqueeze(0), nxt[:-1].select(*self._keep[i])], 0)
-            for rows, values in resets[i]:
-                root[rows] = values
-            root.update(actions[i]).set("next", nxt)
-            tasks.append(root.refine_names("time"))
-            self._current[i] = nxt[-1].select(*self._keep[i]).clone()
-        if not return_contiguous:
-            return lazy_stack(tasks, 0)
-        _refuse_exclusive(tasks)
-        return torch.stack(tasks, 0)
-
-    def _draw_actions(self, steps: int) -> list[TensorDictBase]:
-        """``steps`` draws of :meth:`rand_action`'s, in its order; task i's as one tensordict
-        with batch size ``[steps]``."""
-        if self._action_leaves is None:
-            draws = [self.full_action_spec.rand().unbind(0) for _ in range(steps)]
-            return [torch.stack([d[i] for d in draws], 0) for i in range(self.num_tasks)]
-        drawn: dict[Any, list[torch.Tensor]] = {key: [] for key, _ in self._action_leaves}
-        for _ in range(steps):
-            for key, leaf in self._action_leaves:
-                drawn[key].append(leaf.rand())
-        stacked = {key: torch.stack(values, 1) for key, values in drawn.items()}
-        spec = self.full_action_spec
-        return [TensorDict({k: v[i].clone() for k, v in stacked.items()},
-                           [steps, *spec.shape[1:]], spec.device)
-                for i in range(self.num_tasks)]
-
-    def _chunk_buffers(self) -> list[_worker.Chunk]:
-        """Each task's Chunk, allocated in shared memory and sent to its worker on first use."""
-        if self._chunks is None:
-            chunks = [_worker.Chunk(tuple(getattr(s, p) for p in _worker.PARTS),
-                                    self.CHUNK).share_memory_() for s in self.task_specs]
-            self._run({i: ("chunk_buffers", (c.rows, c.tensors)) for i, c in enumerate(chunks)})
-            self._chunks = chunks
-        return self._chunks
 
     def close(self) -> None:
         """Stop every worker (close message, join, terminate, kill); idempotent."""

@@ -8,18 +8,9 @@ import torch
 from tensordict import LazyStackedTensorDict, TensorDict, TensorDictBase
 from tensordict.nn import TensorDictModuleBase
 
-__all__ = ["PartialTolerantSequential", "leaves"]
+__all__ = ["leaves"]
 
 Path = tuple[int, ...]
-
-
-def _leaves(td: TensorDictBase) -> list[TensorDictBase]:
-    """``leaves(td)`` without the paths (speed: only an error message needs one; a plain
-    TensorDict is recognised by its type, as isinstance on tensordict's ABCs costs ~0.15 us)."""
-    if isinstance(td, LazyStackedTensorDict):
-        return [leaf for sub in td.tensordicts
-                for leaf in ((sub,) if type(sub) is TensorDict else _leaves(sub))]
-    return [td]
 
 
 def leaves(td: TensorDictBase, path: Path = ()) -> list[tuple[Path, TensorDictBase]]:
@@ -30,12 +21,11 @@ def leaves(td: TensorDictBase, path: Path = ()) -> list[tuple[Path, TensorDictBa
     return [(path, td)]
 
 
-class PartialTolerantSequential(TensorDictModuleBase):
-    """Run modules in order; each module runs on every leaf of the input that has all its in_keys
-    (a leaf missing one is skipped, or raises KeyError if ``partial_tolerant=False``); returns the
-    input object. Speed: leaves whose batch sizes and in_key shapes and dtypes agree form a group
-    and the module runs once per group on their stacked inputs, split back into the leaves: each
-    result equals the module run on that leaf alone, up to floating-point reassociation."""
+class _PartialTolerantSequential(TensorDictModuleBase):
+    """Run modules in order, each once per group of the input's leaves that have all its in_keys
+    and agree in batch size and in_key shapes and dtypes: on their stacked in_keys, row i of its
+    out_keys going into the group's leaf i (a leaf missing an in_key is skipped, or raises KeyError
+    if ``partial_tolerant=False``). Returns the input; speed only: reference/fast_policy.py."""
 
     def __init__(self, *modules: Any, partial_tolerant: bool = True) -> None:
         super().__init__()
@@ -47,101 +37,25 @@ class PartialTolerantSequential(TensorDictModuleBase):
             in_keys += [k for k in m.in_keys if k not in out_keys and k not in in_keys]
             out_keys += [k for k in m.out_keys if k not in out_keys]
         self.in_keys, self.out_keys = in_keys, out_keys
-        self._reads = list(dict.fromkeys(k for m in modules for k in m.in_keys))
-        # For each output key, the read keys nested in it or holding it (read back after writes).
-        self._related = {k: [r for r in self._reads if r != k and _overlap(r, k)]
-                         for m in modules for k in m.out_keys}
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
-        # Speed: per-leaf Python work (~0.1-1 us a tensordict call) dominates a big stack, so
-        # leaves are read once per call: grouped by batch size and key set, entries read without
-        # a copy (a TensorDict's ``items().mapping`` is its dict; nothing is written before the
-        # reads below). Unread keys only make groups finer: calls merge parts per signature.
-        groups: dict[tuple[Any, ...], tuple[list[TensorDictBase], list[Any]]] = {}
-        for leaf in _leaves(tensordict):
-            items = leaf.items()
-            entries = getattr(items, "mapping", None) or dict(items)
-            group = groups.get((leaf.batch_size, *entries))
-            if group is None:
-                group = groups[(leaf.batch_size, *entries)] = ([], [])
-            group[0].append(leaf)
-            group[1].append(entries)
-        # Parts: leaves that also agree in shape and dtype of every key read, so each such key
-        # stacks into one tensor. A top-level key is in all of a group's leaves or none; a nested
-        # key may be absent (None) from some.
-        parts = []
-        for members, entries in groups.values():
-            columns = {k: [e[k] for e in entries] if isinstance(k, str)
-                       else [leaf.get(k, None) for leaf in members]
-                       for k in self._reads if not isinstance(k, str) or k in entries[0]}
-            current = _stack(columns)
-            if current is not None:
-                chunks = [(members, current)]
-            else:  # (rare) split the group by each leaf's own layout
-                rows = list(zip(*[[v if v is None else (v.shape, v.dtype) for v in c]
-                                  for c in columns.values()], strict=True))
-                chunks = [([members[i] for i in idx], {k: torch.stack([c[i] for i in idx])
-                                                       for k, c in columns.items()
-                                                       if c[idx[0]] is not None})
-                          for idx in ([i for i, r in enumerate(rows) if r == row]
-                                      for row in dict.fromkeys(rows))]
-            for part, current in chunks:
-                # The part's leaves, their lazy stack (writes go through it) and stacked values.
-                parts.append((part, LazyStackedTensorDict(*part, stack_dim=0), current))
+        found = leaves(tensordict)
         for index, module in enumerate(self.module):
-            calls: dict[tuple[Any, ...], list[tuple[Any, dict[Any, Any]]]] = {}
-            for part, stacked, current in parts:
-                missing = [k for k in module.in_keys if k not in current]
-                if missing and not self.partial_tolerant:
-                    path = next(p for p, leaf in leaves(tensordict) if leaf is part[0])
+            groups: dict[tuple[Any, ...], list[tuple[TensorDictBase, list[Any]]]] = {}
+            for path, leaf in found:
+                values = [leaf.get(k, None) for k in module.in_keys]
+                missing = [k for k, v in zip(module.in_keys, values, strict=True) if v is None]
+                if not missing:
+                    signature = (leaf.batch_size, *[(v.shape, v.dtype) for v in values])
+                    groups.setdefault(signature, []).append((leaf, values))
+                elif not self.partial_tolerant:
                     raise KeyError(f"module {index} ({module!r}) needs in_key {missing[0]!r}, "
                                    f"missing from the leaf at index path {path} of the input")
-                if not missing:
-                    signature = (part[0].batch_size, *[(current[k].shape[1:], current[k].dtype)
-                                                       for k in module.in_keys])
-                    calls.setdefault(signature, []).append((stacked, current))
-            for (leaf_batch, *_), group in calls.items():
-                # One call per group of parts (cat copies: a module never sees ``current``).
-                batch = TensorDict({k: torch.cat([current[k] for _, current in group])
-                                    for k in module.in_keys},
-                                   batch_size=[sum(len(s) for s, _ in group), *leaf_batch])
-                out = module(batch)
-                values = [out.get(k) for k in module.out_keys]
-                start = 0
-                for stacked, current in group:
-                    for k, value in zip(module.out_keys, values, strict=True):
-                        current[k] = value[start:start + len(stacked)]
-                        stacked.set(k, current[k], inplace=False)  # row i -> its leaf i
-                        for r in self._related[k]:
-                            current[r] = stacked.get(r, None)
-                            if current[r] is None:
-                                del current[r]
-                    start += len(stacked)
+            for (batch_size, *_), group in groups.items():
+                inputs = {k: torch.stack([vals[j] for _, vals in group])  # (copies)
+                          for j, k in enumerate(module.in_keys)}
+                out = module(TensorDict(inputs, batch_size=[len(group), *batch_size]))
+                for row, (leaf, _) in enumerate(group):
+                    for key in module.out_keys:
+                        leaf.set(key, out.get(key)[row])
         return tensordict
-
-
-def _stack(columns: dict[Any, list[Any]]) -> dict[Any, torch.Tensor] | None:
-    """Each column's values stacked (a column of None left out), or None if a column's values
-    differ in dtype or shape, or only some are None. Speed: torch.stack checks shapes itself (a
-    ``torch.Size`` per value costs); dtypes are compared here, as it would promote them."""
-    out = {}
-    for key, column in columns.items():
-        try:
-            dtypes = {v.dtype for v in column}
-        except AttributeError:  # (a nested key some leaves lack: None)
-            dtypes = {getattr(v, "dtype", None) for v in column}
-        if len(dtypes) != 1:
-            return None
-        if None not in dtypes:
-            try:
-                out[key] = torch.stack(column)
-            except RuntimeError:
-                return None
-    return out
-
-
-def _overlap(a: Any, b: Any) -> bool:
-    """Whether one nested key is a prefix of the other."""
-    a, b = (a,) if isinstance(a, str) else a, (b,) if isinstance(b, str) else b
-    return a[:len(b)] == b[:len(a)]
-

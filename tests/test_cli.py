@@ -1,5 +1,6 @@
 """Black-box tests of ``python -m conformance`` and ``pytest --pyargs conformance``: subject
-resolution, capability skips, deviations, the JSON report, exit codes, xdist."""
+resolution, capability skips, deviations, the JSON report, exit codes, xdist; and the plugin's
+inertness in a pytest session that does not ask for the kit."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from conformance import catalogue, profiles
+
+pytest_plugins = ["pytester"]
 
 QUICK = ("--profile", "quick", "--skip-doctor")
 STACK_ONLY = ("--subject", "tests.subjects:stack_only")
@@ -191,3 +194,90 @@ class TestPytestEntry:
         assert "profile ci; hypothesis seed derandomized" in run.out
         for lib in ("torch", "tensordict", "torchrl", "mujoco", "dm_control"):
             assert f"{lib} " in run.out
+
+
+# A session of unrelated hypothesis tests: each records what it saw (one JSON line per record).
+UNRELATED_CONFTEST = """
+import random
+
+import pytest
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    random.seed(0)  # before any other plugin's configure: what test_state draws is fixed
+"""
+UNRELATED_TESTS = """
+import json
+import os
+import random
+
+from hypothesis import given, seed, settings, strategies as st
+
+
+def _record(name, value):
+    with open(os.environ["DRAWN_FILE"], "a") as fh:
+        fh.write(json.dumps([name, value]) + "\\n")
+
+
+def test_state(request):
+    plugins = request.config.pluginmanager.get_plugins()
+    _record("plugin", any(getattr(p, "__name__", "") == "conformance.plugin" for p in plugins))
+    _record("random", random.random())
+    _record("MUJOCO_GL", os.environ.get("MUJOCO_GL"))
+    default = settings.default
+    _record("settings", [default.max_examples, default.derandomize, str(default.deadline),
+                         str(default.phases), settings.get_current_profile_name()])
+
+
+@seed(1234)
+@settings(max_examples=5, database=None)
+@given(st.integers())
+def test_own_seed(x):
+    _record("own_seed", x)
+
+
+@settings(max_examples=5, database=None)
+@given(st.integers())
+def test_run_seed(x):
+    _record("run_seed", x)
+"""
+
+
+class TestInertPlugin:
+    """Installed, the plugin changes nothing in a session that gives no conformance option and
+    collects no conformance property."""
+
+    def _run(self, pytester, monkeypatch, *args: str) -> tuple[list[str], list[list]]:
+        drawn = pytester.path / f"drawn-{len(list(pytester.path.glob('drawn-*')))}.jsonl"
+        monkeypatch.setenv("DRAWN_FILE", str(drawn))
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+        assert result.ret == 0, result.stdout.str()[-3000:]
+        return result.outlines, [json.loads(line) for line in drawn.read_text().splitlines()]
+
+    def test_unrelated_session_is_unchanged(self, pytester, monkeypatch):
+        """No header line, no MUJOCO_GL, the same random-module state, hypothesis settings and
+        drawn examples (a test's own @seed; the run's --hypothesis-seed) as without the plugin."""
+        from conformance.cli import _plugin_args
+
+        for name in ("CI", "MUJOCO_GL", "PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER",
+                     "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+            monkeypatch.delenv(name, raising=False)  # CI unset: the quick profile draws a seed
+        pytester.makeconftest(UNRELATED_CONFTEST)
+        pytester.makepyfile(test_unrelated=UNRELATED_TESTS)
+        loaded = _plugin_args()  # [] where the installed entry point loads it
+        blocked = [] if loaded else ["-p", "no:conformance"]
+        for seed_args in (["--hypothesis-seed", "42"], []):
+            out, with_plugin = self._run(pytester, monkeypatch, *loaded, *seed_args)
+            _, without = self._run(pytester, monkeypatch, *blocked, *seed_args)
+            assert ["plugin", True] in with_plugin and ["plugin", False] in without
+            compared = {"random", "MUJOCO_GL", "settings", "own_seed"} | (
+                {"run_seed"} if seed_args else set())  # (unseeded, the run draws at random)
+            assert [r for r in with_plugin if r[0] in compared] == [
+                r for r in without if r[0] in compared]
+            assert ["MUJOCO_GL", None] in with_plugin
+            assert not [line for line in out if line.startswith("conformance")]
+        # asked for (an option given), the same session gets the header
+        out, records = self._run(pytester, monkeypatch, *loaded, "--conformance-profile", "quick")
+        assert any(line.startswith("conformance: subjects") for line in out)
+        assert ["MUJOCO_GL", "egl"] in records

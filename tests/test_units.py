@@ -1,5 +1,5 @@
 """Unit tests of the kit's pieces that need no subprocess: catalogue, subjects, deviations,
-reproducer rendering and profiles."""
+reproducer rendering, profiles, and when the plugin acts."""
 
 from __future__ import annotations
 
@@ -223,49 +223,86 @@ class TestProfiles:
             profiles.activate("fast")
 
 
-class _Spinner:
-    """An object whose finalizer never returns (like torchrl 0.14's AsyncEnvPool.__del__ on a
-    result queue whose pipe is gone), kept in a reference cycle so only a collection frees it."""
+class _Config:
+    """What ``plugin.requested`` reads of a pytest config."""
 
-    def __init__(self) -> None:
-        self.me = self
+    def __init__(self, args: list[str], where: Path, pyargs: bool = False,
+                 options: dict[str, object] | None = None) -> None:
+        from types import SimpleNamespace
 
-    def __del__(self) -> None:
-        while True:
-            pass
+        self.args = args
+        self.option = SimpleNamespace(pyargs=pyargs)
+        self.invocation_params = SimpleNamespace(dir=where)
+        self.options = options or {}
+
+    def getoption(self, name: str) -> object:
+        return self.options.get(name)
+
+    def getini(self, name: str) -> list[str]:
+        assert name == "norecursedirs"
+        return ["*.egg", ".*", "_darcs", "build", "CVS", "dist", "node_modules", "venv", "{arch}"]
 
 
-def _sleep_forever() -> None:
-    import time
+class TestPluginRequested:
+    """The plugin acts (header, MUJOCO_GL, reaping) only in a session that asks for the kit."""
 
-    time.sleep(600)
+    ROOT = Path(__file__).resolve().parents[1]
+
+    @pytest.mark.parametrize("option", ["--subject", "--conformance-profile", "--deviations",
+                                        "--report", "--conformance-area",
+                                        "--conformance-no-shrink", "--conformance-no-table"])
+    def test_any_option_asks(self, option):
+        from conformance.plugin import requested
+
+        assert requested(_Config(["tests"], self.ROOT, options={option: ["x"]}))
+
+    @pytest.mark.parametrize(("args", "pyargs", "asks"), [
+        (["tests"], False, False),
+        (["tests/test_units.py::TestCatalogue"], False, False),
+        (["conformance"], False, True),
+        (["conformance/properties/test_policy.py::test_x"], False, True),
+        (["."], False, True),  # collects conformance/properties too
+        (["conformance"], True, True),
+        (["conformance.properties.test_policy"], True, True),
+        (["conformancex", "tests"], True, False),
+    ])
+    def test_arguments_naming_the_package_ask(self, args, pyargs, asks):
+        from conformance.plugin import requested
+
+        assert requested(_Config(args, self.ROOT, pyargs=pyargs)) is asks
+
+    @pytest.mark.parametrize(("installed", "asks"), [
+        ("src/conformance", True),
+        (".venv/lib/python3.11/site-packages/conformance", False),
+        ("env/lib/python3.11/site-packages/conformance", False),
+        ("build/lib/conformance", False),
+    ])
+    def test_a_project_above_an_installed_kit_does_not_ask(self, installed, asks, tmp_path,
+                                                          monkeypatch):
+        """``pytest .`` in a project whose virtualenv holds the kit: pytest does not collect it,
+        so the session does not ask for the kit."""
+        from conformance import plugin
+
+        monkeypatch.setattr(plugin, "__file__", str(tmp_path / installed / "plugin.py"))
+        assert plugin.requested(_Config(["."], tmp_path)) is asks
 
 
-class TestRunGuards:
-    def test_hanging_finalizer_is_interrupted(self):
-        """collect_garbage interrupts a finalizer that does not return and names it."""
-        import gc
-        import time
+class TestPluginImports:
+    def test_plugin_imports_no_property_torch_or_subject(self):
+        """Loading the plugin (every pytest session) imports no property module, torch or
+        subject: a fresh interpreter's modules after ``import conformance.plugin``."""
+        import subprocess
+        import sys
 
-        from conformance.plugin import collect_garbage
+        code = ("import sys, conformance.plugin; print(sorted(m for m in sys.modules if "
+                "m.startswith(('conformance.properties', 'conformance.subjects', 'torch', "
+                "'tensordict', 'torchrl', 'psutil'))))")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True).stdout
+        assert out.strip() == "[]"
 
-        gc.collect()
-        _Spinner()
-        start = time.monotonic()
-        stuck = collect_garbage(0.5)
-        assert time.monotonic() - start < 10
-        assert len(stuck) == 1 and "_Spinner.__del__" in stuck[0] and "0.5 s" in stuck[0]
-        assert collect_garbage(0.5) == []  # finalized once: nothing left
-
-    def test_leftover_workers_are_stopped(self):
-        """stop_leftover_workers terminates a running non-daemon worker and names it."""
-        import multiprocessing
-
-        from conformance.plugin import stop_leftover_workers
-
-        proc = multiprocessing.get_context("fork").Process(target=_sleep_forever,
-                                                           name="leftover")
-        proc.start()
-        left = stop_leftover_workers(grace=2.0)
-        assert left == [f"leftover (pid {proc.pid})"]
-        assert not proc.is_alive() and proc.exitcode is not None
+    def test_no_hypothesis_internal_settings_are_written(self):
+        """Settings come from profiles.hypothesis_settings, never hypothesis's private field."""
+        root = Path(__file__).resolve().parents[1] / "conformance"
+        private = "_hypothesis_internal_use" + "_settings"
+        assert [p for p in root.rglob("*.py") if private in p.read_text()] == []

@@ -5,6 +5,9 @@ the solo task envs) and the env under test, and imports what it uses inside its 
 source can be pasted into a reproducer (pass it as ``prop(..., helpers=(...))``); it may also use
 :mod:`conformance.assertions`, which every reproducer holds.  Classes cannot be pasted: the
 reproducer copies functions only, so new helpers are functions or closures.
+
+The process helpers :func:`call_within`, :func:`child_pids` and :func:`children_left` live in
+:mod:`conformance.hygiene` (``child_pids`` needs psutil) and are re-exported here.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from conformance.assertions import snapshot
+from conformance.hygiene import call_within, child_pids, children_left  # noqa: F401  (re-exported)
 
 
 class ScriptedPolicy:
@@ -116,115 +120,6 @@ def task_trajectory(rollout: Any, i: int) -> list[Any]:
     """Task i's steps of a ``[task, time]`` rollout, each a copied plain tensordict."""
     traj = rollout[i]
     return [traj[t].clone() for t in range(traj.batch_size[0])]
-
-
-def child_pids() -> set[int]:
-    """PIDs of this process's live descendants (zombies excluded), read from /proc.
-
-    multiprocessing's resource tracker and forkserver are left out: they are started once, on
-    first use, and serve the whole process, not one env; the workers a forkserver forks are
-    grandchildren of this process, and counted.
-    """
-    import os
-
-    parent, alive, shared = {}, set(), set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-            with open(f"/proc/{entry}/cmdline", "rb") as fh:
-                cmdline = fh.read()
-        except (OSError, IndexError):
-            continue
-        pid = int(entry)
-        parent[pid] = int(fields[1])
-        if fields[0] != "Z":
-            alive.add(pid)
-        if parent[pid] == os.getpid() and any(
-                b"multiprocessing." + name in cmdline for name in (b"resource_tracker",
-                                                                   b"forkserver")):
-            shared.add(pid)  # (a forkserver's workers carry its command line: only it is shared)
-    out, frontier = set(), {os.getpid()}
-    while frontier:
-        frontier = {pid for pid, ppid in parent.items() if ppid in frontier} - out
-        out |= frontier
-    return (out & alive) - shared
-
-
-def children_left(before: set[int], grace: float = 5.0) -> list[str]:
-    """Children started since ``before`` (a :func:`child_pids` result) that are still alive after
-    waiting up to ``grace`` seconds for them to exit, described as "pid: command line"."""
-    import time
-
-    deadline = time.monotonic() + grace
-    while True:
-        left = child_pids() - before
-        if not left or time.monotonic() >= deadline:
-            break
-        time.sleep(0.05)
-    described = []
-    for pid in sorted(left):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                cmd = fh.read().replace(b"\0", b" ").decode(errors="replace").strip()
-        except OSError:
-            cmd = "?"
-        described.append(f"{pid}: {cmd[:120]}")
-    return described
-
-
-def call_within(seconds: float, fn: Any, *args: Any) -> tuple[str, Any, float]:
-    """Call ``fn(*args)`` and say how it ended: ("ok", result, s), ("raised", exception, s) or
-    ("hung", None, s) when it had not returned after ``seconds``.
-
-    On the main thread the call runs right here and a SIGALRM timer interrupts it (with a
-    BaseException, so a subject's ``except Exception`` cannot swallow it); elsewhere it runs in
-    a daemon thread that is abandoned when it hangs.  Either way the caller always gets control
-    back shortly after ``seconds``.
-    """
-    import signal
-    import threading
-    import time
-
-    class Hung(BaseException):
-        pass
-
-    start = time.monotonic()
-    if threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer"):
-        def on_alarm(signum: int, frame: Any) -> None:
-            raise Hung(f"{getattr(fn, '__qualname__', fn)} still running after {seconds} s")
-
-        previous = signal.signal(signal.SIGALRM, on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.01))
-        try:
-            try:
-                result = fn(*args)
-            finally:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-            return "ok", result, time.monotonic() - start
-        except Hung:
-            return "hung", None, time.monotonic() - start
-        except Exception as exc:
-            return "raised", exc, time.monotonic() - start
-        finally:
-            signal.signal(signal.SIGALRM, previous)
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["ok"] = fn(*args)
-        except Exception as exc:
-            box["raised"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    elapsed = time.monotonic() - start
-    if thread.is_alive():
-        return "hung", None, elapsed
-    return ("ok", box["ok"], elapsed) if "ok" in box else ("raised", box["raised"], elapsed)
 
 
 def shown_exceptions(exc: BaseException) -> list[BaseException]:

@@ -86,8 +86,8 @@ def _async_subject(backend: str, name: str) -> Any:
 
         # torchrl 0.14 waits 60 s for workers that do not exit on shutdown (after a task's
         # error) before terminating them, once per pool: with many failing examples a run took
-        # hours.  The kit waits 5 s; the 60 s wait itself is noted in the README.  Set on the
-        # pool classes, not the instance: a pool whose constructor raised (a task's maker
+        # hours.  The kit waits 5 s; the 60 s wait itself is noted in docs/subjects.md.  Set on
+        # the pool classes, not the instance: a pool whose constructor raised (a task's maker
         # failed) shuts down from its __del__, during a later garbage collection.
         for cls in (AsyncEnvPool, *AsyncEnvPool.__subclasses__()):
             if isinstance(cls.__dict__.get("_SHUTDOWN_TIMEOUT"), (int, float)):

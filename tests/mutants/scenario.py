@@ -16,8 +16,8 @@ from tensordict import LazyStackedTensorDict, lazy_stack
 
 from conformance.assertions import elements
 from conformance.subject import Subject
+from reference import PartialTolerantSequential
 from reference.batched import SerialMultiTaskEnv
-from reference.policy import PartialTolerantSequential
 
 # -- SCN-001 / SCN-002: stacking the two resets ---------------------------------------------------
 

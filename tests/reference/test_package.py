@@ -19,8 +19,10 @@ HAS_DMC = importlib.util.find_spec("dm_control") is not None
 
 
 def test_import_is_light() -> None:
-    """Importing reference, its errors, worker and dmc modules does not import torch."""
-    code = ("import sys, reference, reference.errors, reference._worker, reference.dmc; "
+    """Importing reference, its errors, worker (core and fast) and dmc modules does not import
+    torch."""
+    code = ("import sys, reference, reference.errors, reference._worker, reference._fast_worker, "
+            "reference.dmc; "
             "assert 'torch' not in sys.modules, 'torch imported'; "
             "assert 'torchrl' not in sys.modules, 'torchrl imported'")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

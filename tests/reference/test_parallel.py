@@ -21,8 +21,9 @@ import pytest
 import torch
 from tensordict import TensorDict, TensorDictBase
 
-from reference.batched import ParallelMultiTaskEnv, SerialMultiTaskEnv, _MultiTaskEnv
+from reference.batched import SerialMultiTaskEnv, _MultiTaskEnv, _ParallelMultiTaskEnv
 from reference.errors import WorkerError
+from reference.fast_batched import PRELOAD, ParallelMultiTaskEnv
 from reference.tasks import KeySpec, TaskSpec
 from tests.reference.helpers import (
     THREE_TASKS,
@@ -73,6 +74,33 @@ def test_parallel_matches_serial_then_killed_worker(start_method: str) -> None:
         assert info.value.task_index == 1 and info.value.exitcode == -signal.SIGKILL
         assert env.is_closed
     env.close()
+    assert_no_workers(before)
+
+
+def test_core_parallel_env_matches_serial() -> None:
+    """The core's process env alone (batched._ParallelMultiTaskEnv: a message per command, the
+    base rollout, no speed path) equals the serial env: a random and a scripted rollout, then a
+    partial reset, bitwise, and the global RNG after them."""
+    multiprocessing.get_context("forkserver").set_forkserver_preload(PRELOAD)  # (a quick start)
+    before = child_pids()
+    makers = [t.maker() for t in THREE_TASKS]
+    outs = []
+    with SerialMultiTaskEnv(makers) as serial, _ParallelMultiTaskEnv(
+            makers, start_method="forkserver", start_timeout=START) as core:
+        assert type(core).rollout is _MultiTaskEnv.rollout
+        for env in (serial, core):
+            env.set_seed(5)
+            torch.manual_seed(0)
+            rand = env.rollout(20)
+            scripted = env.rollout(12, scripted_policy(make_actions(12, 3)))
+            request = env.reset().set("_reset", torch.tensor([[False], [True], [False]]))
+            outs.append((rand, scripted, env.reset(request), torch.get_rng_state()))
+    (rand, scripted, again, rng), (rand_core, scripted_core, again_core, rng_core) = outs
+    for i in range(3):
+        assert_identical(rand_core[i], rand[i], f"random rollout, task {i}")
+        assert_identical(scripted_core[i], scripted[i], f"scripted rollout, task {i}")
+        assert_identical(again_core[i], again[i], f"partial reset, task {i}")
+    assert torch.equal(rng_core, rng)
     assert_no_workers(before)
 
 
@@ -164,14 +192,14 @@ def test_forkserver_preload_error_is_reported(tmp_path: Path) -> None:
     (tmp_path / "fragile_dep.py").write_text(FRAGILE_DEP)
     (tmp_path / "check.py").write_text(
         "import functools, os\n"
-        "from reference import WorkerError, batched\n"
+        "from reference import WorkerError, fast_batched\n"
         "if __name__ == '__main__':\n"
         "    os.environ['FRAGILE_PARENT'] = str(os.getpid())\n"
         "    import fragile_dep\n"
-        "    batched.PRELOAD.insert(0, 'fragile_dep')\n"
+        "    fast_batched.PRELOAD.insert(0, 'fragile_dep')\n"
         "    try:\n"
-        "        batched.ParallelMultiTaskEnv([functools.partial(fragile_dep.make)],\n"
-        f"                                     start_timeout={START})\n"
+        "        fast_batched.ParallelMultiTaskEnv([functools.partial(fragile_dep.make)],\n"
+        f"                                          start_timeout={START})\n"
         "    except WorkerError as err:\n"
         "        print('task', err.task_index, 'mpmath' in err.worker_traceback)\n")
     root = str(Path(__file__).parents[2])

@@ -1,0 +1,158 @@
+"""The run's outcomes: one cell per property x subject, the JSON report, and its text forms.
+
+The plugin attaches a failed property's :func:`reproducer` to its test report, feeds each test
+report to :func:`add` and, at the end, writes :func:`build`'s report (:func:`write`) and prints
+:func:`format_table` and :func:`format_failures`; ``python -m conformance check`` prints the
+same two from the JSON report.
+
+The JSON report: ``{"subjects": {NAME: {"properties": {ID: CELL}}}, "versions": {DIST:
+VERSION}, "profile": NAME, "hypothesis_seed": INT or "derandomized"}``, a cell being
+``{"outcome": OUTCOME, "message": TEXT}`` plus ``"reproducer"`` after a failure that has one.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from conformance import catalogue
+
+VERSIONED = ("torch", "tensordict", "torchrl", "mujoco", "dm_control", "hypothesis")
+OUTCOMES = ("passed", "failed", "deviation", "xpassed", "skipped")
+# When several tests make up one property x subject cell, the worst outcome wins.
+_RANK = {"skipped": 0, "passed": 1, "deviation": 2, "xpassed": 3, "failed": 4}
+_MESSAGE_LIMIT = 6000
+
+Cells = dict[tuple[str, str], dict[str, str]]  # (subject, property ID) -> cell
+
+
+def versions() -> dict[str, str]:
+    """The installed releases the report names, and the kit's own."""
+    out = {}
+    for dist in (*VERSIONED, "multitask-conformance"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "unknown" if dist == "multitask-conformance" else "not installed"
+    return out
+
+
+def phase_outcome(report: Any, props: dict[str, Any]) -> tuple[str, str] | None:
+    """The outcome and message one phase's ``TestReport`` gives its cell (None: it gives none)."""
+    if report.skipped and hasattr(report, "wasxfail"):
+        return "deviation", str(props.get("conformance_deviation", report.wasxfail))
+    if report.skipped:
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        return "skipped", reason.removeprefix("Skipped: ")
+    if report.failed:
+        text = report.longreprtext
+        if "conformance_deviation" in props and "XPASS(strict)" in text:
+            return "xpassed", ("listed as a deviation but passed: remove the entry from the "
+                               f"deviations file ({props['conformance_deviation']})")
+        return "failed", text[-_MESSAGE_LIMIT:]
+    if report.when == "call":
+        return "passed", ""
+    return None
+
+
+def add(cells: Cells, report: Any) -> None:
+    """Fold one phase's ``TestReport`` of a conformance property into ``cells``."""
+    props = dict(report.user_properties)
+    if "conformance_id" not in props:
+        return
+    result = phase_outcome(report, props)
+    if result is None:
+        return
+    outcome, message = result
+    key = (props["conformance_subject"], props["conformance_id"])
+    cell = cells.get(key)
+    if cell is None or _RANK[outcome] > _RANK[cell["outcome"]]:
+        cell = {"outcome": outcome, "message": message}
+        if "conformance_reproducer" in props:
+            cell["reproducer"] = props["conformance_reproducer"]
+        cells[key] = cell
+
+
+def reproducer(prop_id: str, example: Any, subjects: dict[str, Any]) -> str:
+    """The standalone reproducer of a failed property's last example (a ``record.Example``);
+    ``subjects``: name -> (subject, the name that resolved it).  Never raises: a reporting
+    problem must not hide the failure itself."""
+    from conformance import repro
+
+    prop = catalogue.get(prop_id)
+    subject = example.subject
+    source = subjects.get(subject.name, (None, subject.name))[1]
+    try:
+        return repro.build(prop.id, prop.statement, subject, source, example.fn, example.inputs,
+                           example.helpers)
+    except Exception as exc:
+        return f"# reproducer could not be built: {exc!r}"
+
+
+def build(cells: Cells, profile: str, seed: int | str) -> dict[str, Any]:
+    """The JSON report (its schema is in this module's docstring)."""
+    subjects: dict[str, Any] = {}
+    for (subj, pid), cell in sorted(cells.items()):
+        entry = subjects.setdefault(subj, {"properties": {}})
+        entry["properties"][pid] = cell
+    return {
+        "subjects": subjects,
+        "versions": versions(),
+        "profile": profile,
+        "hypothesis_seed": seed,
+    }
+
+
+def write(path: str, report: dict[str, Any]) -> None:
+    """Write the JSON report to ``path`` (its folder created)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
+def format_table(report: dict[str, Any]) -> list[str]:
+    """Property ID x subject -> outcome, skip reasons, then the one-line total."""
+    subjects = list(report["subjects"])
+    ids = [p.id for p in catalogue.PROPERTIES
+           if any(p.id in report["subjects"][s]["properties"] for s in subjects)]
+    label = {"passed": "passed", "failed": "FAILED", "deviation": "deviation",
+             "xpassed": "XPASSED", "skipped": "skipped"}
+    width = max([len(s) for s in subjects] + [9]) + 2
+    lines = ["ID".ljust(10) + "".join(s.ljust(width) for s in subjects)]
+    totals = dict.fromkeys(OUTCOMES, 0)
+    reasons: dict[str, set[str]] = {}
+    for pid in ids:
+        row = pid.ljust(10)
+        for s in subjects:
+            cell = report["subjects"][s]["properties"].get(pid)
+            if cell is None:
+                row += "-".ljust(width)
+                continue
+            totals[cell["outcome"]] += 1
+            row += label[cell["outcome"]].ljust(width)
+            if cell["outcome"] == "skipped":
+                reasons.setdefault(cell["message"], set()).add(f"{pid}@{s}")
+        lines.append(row)
+    for reason, where in sorted(reasons.items()):
+        lines.append(f"skipped ({len(where)}): {reason}")
+    lines.append("conformance: " + ", ".join(f"{n} {k}" for k, n in totals.items()))
+    return lines
+
+
+def format_failures(report: dict[str, Any]) -> list[str]:
+    """One line per failed or xpassed cell: ID, subject, statement, and where the detail is."""
+    lines = []
+    for subj, entry in report["subjects"].items():
+        for pid, cell in entry["properties"].items():
+            if cell["outcome"] not in ("failed", "xpassed"):
+                continue
+            lines.append(f"{cell['outcome'].upper()} {pid} [{subj}]: "
+                         f"{catalogue.get(pid).statement}")
+            if cell["outcome"] == "xpassed":
+                lines.append(f"  {cell['message']}")
+            elif cell.get("reproducer"):
+                lines.append("  the shrunk example is above; a standalone reproducer is in the "
+                             "JSON report (--report FILE.json: subjects.NAME.properties.ID)")
+    return lines
