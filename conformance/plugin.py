@@ -25,8 +25,6 @@ import pytest
 
 from conformance import catalogue, hygiene, profiles, record
 from conformance import report as reports
-from conformance.deviations import Deviation, DeviationsError
-from conformance.deviations import load as load_deviations
 
 OPT_SUBJECT = "--subject"
 OPT_PROFILE = "--conformance-profile"
@@ -73,14 +71,15 @@ class _State:
         self.subjects: dict[str, Any] | None = None
         self.profile = profiles.active()
         self.seed: int | str = "derandomized"
-        self.deviations: list[Deviation] = []
-        self.matched: set[tuple[str, str]] = set()
+        self.findings: list[Any] = []  # the active findings: shipped, subjects', --deviations
+        self.declared: dict[tuple[str, str], tuple[Any, ...]] = {}  # (subject, ID) -> findings
+        self.verifier: Any = None  # the thread proving the run's findings hold (controller)
         self.cells: reports.Cells = {}
         self.requested = requested(config)  # decided before collection: the header needs it
         self.active = False  # a conformance property was collected
 
     def resolve(self) -> dict[str, Any]:
-        """Resolve the subject names once; their shipped deviations join the run's."""
+        """Resolve the subject names once; their own findings files join the run's."""
         if self.subjects is None:
             from conformance.subject import SubjectError, default_names, resolve
 
@@ -93,19 +92,21 @@ class _State:
                     raise pytest.UsageError(str(exc)) from None
                 subjects[subj.name] = (subj, name)
                 for path in subj.deviations:
-                    self.deviations.extend(_load(path))
+                    self.findings.extend(_load(path))
             self.subjects = subjects
         return self.subjects
 
 STATE = pytest.StashKey[_State]()
 
 
-def _load(path: str) -> list[Deviation]:
-    """The entries of a deviations file that apply to the installed releases (see ``when``)."""
+def _load(path: Any) -> list[Any]:
+    """The findings of a file that hold on the installed releases (see ``when``)."""
+    from conformance.findings import FindingsError, load
+
     try:
-        return [dev for dev in load_deviations(path) if dev.applies()]
-    except DeviationsError as exc:
-        raise pytest.UsageError(f"malformed deviations file: {exc}") from None
+        return [f for f in load(path) if f.applies()]
+    except FindingsError as exc:
+        raise pytest.UsageError(f"malformed findings file: {exc}") from None
 
 
 def requested(config: pytest.Config) -> bool:
@@ -147,8 +148,11 @@ def pytest_configure(config: pytest.Config) -> None:
     profiles.activate(name, None if state.seed == "derandomized" else int(state.seed),
                       shrink=not config.getoption(OPT_NO_SHRINK))
     state.profile = profiles.active()
-    for path in config.getoption(OPT_DEVIATIONS):
-        state.deviations.extend(_load(path))
+    if state.requested:
+        from conformance.findings import shipped
+
+        for path in [*shipped(), *config.getoption(OPT_DEVIATIONS)]:
+            state.findings.extend(_load(path))
     try:
         catalogue.select(config.getoption(OPT_AREA))
     except ValueError as exc:
@@ -201,6 +205,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if not state.active:  # (and dm_control renders headless, as when requested)
             state.active = True
             os.environ.setdefault("MUJOCO_GL", "egl")
+            if not state.requested:  # (collected without asking: the shipped findings too)
+                from conformance.findings import shipped
+
+                for path in shipped():
+                    state.findings.extend(_load(path))
         prop = catalogue.get(marker.args[0])
         if areas and prop.area not in areas:
             drop.append(item)
@@ -217,41 +226,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         if prop.extra == "dmcontrol" and (problem := _dmcontrol_problem()):
             item.add_marker(pytest.mark.skip(reason=problem))
-            state.matched.add((prop.id, subj.name))  # its deviation cannot run here: no warning
             continue
-        for dev in state.deviations:
-            if dev.id == prop.id and dev.subject == subj.name:
-                state.matched.add((dev.id, dev.subject))
-                item.user_properties.append(("conformance_deviation", dev.reason))
-                item.add_marker(pytest.mark.xfail(reason=f"known deviation: {dev.reason}",
-                                                  strict=True))
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
-    if state.active and not hasattr(config, "workerinput"):
-        _warn_unmatched(state, areas)
-
-
-def _warn_unmatched(state: _State, areas: set[str]) -> None:
-    names = set(state.resolve())
-    for dev in state.deviations:
-        if (dev.id, dev.subject) in state.matched:
-            continue
-        if dev.subject in names and areas and catalogue.get(dev.id).area not in areas:
-            continue  # its area was not selected in this run
-        warnings.warn(pytest.PytestWarning(
-            f"{dev.source}: deviation {dev.id} for subject {dev.subject!r} matches no property "
-            f"of this run (subjects: {', '.join(sorted(names))}); remove or fix the entry"),
-            stacklevel=1)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Open the property's call: a declared deviation runs derandomized and unshrunk (its entry
-    carries the reproducer), so strictness cannot flake and it costs no shrinking."""
+    """Open the property's call with the findings declared for its subject: a failure that
+    matches one is a hit, and the property goes on exploring."""
     marker = item.get_closest_marker(MARKER)
     if marker is not None:
-        record.begin(marker.args[0], declared=any(
-            k == "conformance_deviation" for k, _ in item.user_properties))
+        subj = getattr(item, "callspec", None) and item.callspec.params.get("subject")
+        key = (getattr(subj, "name", ""), marker.args[0])
+        record.begin(marker.args[0], item.config.stash[STATE].declared.get(key, ()))
 
 
 def pytest_runtest_teardown(item: pytest.Item) -> None:
@@ -272,30 +260,17 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):  # type: ignore[no-untyped-def]
-    """Format a declared deviation's failure as a native traceback: its failure is expected and
-    its report cell shows the entry's reason. Speed: pytest's default style parses the source of
-    every frame, and tensordict's modules are thousands of lines: ~1 s per formatting, done twice
-    per failure (hypothesis formats it too), ~2 s per deviation."""
-    if not any(k == "conformance_deviation" for k, _ in item.user_properties):
-        yield
-        return
-    option = item.config.option
-    saved = getattr(option, "tbstyle", "auto")
-    option.tbstyle = "native"
-    try:
-        yield
-    finally:
-        option.tbstyle = saved
-
-
-@pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
     outcome = yield
     rep = outcome.get_result()
     marker = item.get_closest_marker(MARKER)
-    if (marker is None or call.when != "call" or call.excinfo is None
-            or call.excinfo.errisinstance(pytest.skip.Exception)):
+    if marker is None or call.when != "call":
+        return
+    run = record.current(marker.args[0])
+    if run.findings:
+        rep.user_properties += [("conformance_hits", dict(run.hits)),
+                                ("conformance_explored", run.explored)]
+    if call.excinfo is None or call.excinfo.errisinstance(pytest.skip.Exception):
         return
     example = record.last_example(marker.args[0])
     if example is not None:
@@ -314,16 +289,54 @@ _CONFIG: dict[str, pytest.Config] = {}
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
     _CONFIG["config"] = session.config
+    state = session.config.stash[STATE]
+    if state.requested:
+        _declare(state)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    _declare(session.config.stash[STATE])
+
+
+def _declare(state: _State) -> None:
+    """Which findings each (subject, property) of the run declares, once; then (not in an
+    xdist worker) start proving them (:class:`conformance.findings.Verifier`: each reproducer,
+    one at a time, in a thread beside the properties): a finding whose reproducer passes is
+    fixed, whatever the examples drew."""
+    if state.verifier is not None or not (state.requested or state.active):
+        return
+    for prop in catalogue.select(state.config.getoption(OPT_AREA)):
+        if prop.extra == "dmcontrol" and _dmcontrol_problem():
+            continue
+        for name, (subj, _) in state.resolve().items():
+            declared = tuple(f for f in state.findings
+                             if prop.id in f.ids and f.concerns(name, subj.uses))
+            if declared and not subj.missing(prop.needs):
+                state.declared[(name, prop.id)] = declared
+    from conformance.findings import Verifier
+
+    wanted = {f.name: f for group in state.declared.values() for f in group}
+    run = not hasattr(state.config, "workerinput")
+    state.verifier = Verifier(list(wanted.values()) if run else [])
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     state = config.stash[STATE]
     if not state.cells or config.getoption(OPT_NO_TABLE):
         return
-    report = reports.build(state.cells, state.profile.name, state.seed)
+    report = _report(state)
     terminalreporter.section("conformance")
-    for line in reports.format_table(report) + reports.format_failures(report):
+    for line in (reports.format_table(report) + reports.format_findings(report)
+                 + reports.format_failures(report)):
         terminalreporter.write_line(line)
+
+
+def _report(state: _State) -> dict[str, Any]:
+    """The run's report, the findings' verdicts applied (waits for the verifier)."""
+    subjects = {name: subj for name, (subj, _) in (state.subjects or {}).items()}
+    verdicts = state.verifier.results() if state.verifier is not None else {}
+    return reports.build(state.cells, state.profile.name, state.seed,
+                         findings=reports.findings_section(state.declared, subjects, verdicts))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -340,4 +353,4 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                             "left them (close() interrupted, or never called)", yellow=True)
     path = config.getoption(OPT_REPORT)
     if path and not hasattr(config, "workerinput"):
-        reports.write(path, reports.build(state.cells, state.profile.name, state.seed))
+        reports.write(path, _report(state))

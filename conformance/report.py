@@ -5,9 +5,13 @@ report to :func:`add` and, at the end, writes :func:`build`'s report (:func:`wri
 :func:`format_table` and :func:`format_failures`; ``python -m conformance check`` prints the
 same two from the JSON report.
 
-The JSON report: ``{"subjects": {NAME: {"properties": {ID: CELL}}}, "versions": {DIST:
-VERSION}, "profile": NAME, "hypothesis_seed": INT or "derandomized"}``, a cell being
-``{"outcome": OUTCOME, "message": TEXT}`` plus ``"reproducer"`` after a failure that has one.
+The JSON report: ``{"subjects": {NAME: {"properties": {ID: CELL}}}, "findings": [FINDING],
+"versions": {DIST: VERSION}, "profile": NAME, "hypothesis_seed": INT or "derandomized"}``, a cell
+being ``{"outcome": OUTCOME, "message": TEXT}`` plus ``"reproducer"`` after a failure that has
+one and, where declared findings were hit, ``"findings": {NAME: HITS}, "explored": N`` (examples
+that ran without hitting one). A FINDING: ``name, component, subject, ids, reason, upstream,
+when, signature, source, declared_for: {SUBJECT: [ID]}, hits: {SUBJECT: {ID: N}}, reproducer:
+holds|fixed|differs|hung|none|error|not run, reproducer_detail``.
 """
 
 from __future__ import annotations
@@ -39,21 +43,28 @@ def versions() -> dict[str, str]:
     return out
 
 
+def explored_text(hits: dict[str, int], explored: int) -> str:
+    """How a property fared beyond its findings: which were hit, how often, what was explored."""
+    hit = ", ".join(f"{name} x{n}" for name, n in sorted(hits.items()))
+    if not explored:
+        return (f"only declared findings: {hit}; every example hit one, so nothing was explored "
+                f"beyond them")
+    return f"only declared findings: {hit}; {explored} example(s) explored beyond them"
+
+
 def phase_outcome(report: Any, props: dict[str, Any]) -> tuple[str, str] | None:
-    """The outcome and message one phase's ``TestReport`` gives its cell (None: it gives none)."""
-    if report.skipped and hasattr(report, "wasxfail"):
-        return "deviation", str(props.get("conformance_deviation", report.wasxfail))
+    """The outcome and message one phase's ``TestReport`` gives its cell (None: it gives none).
+    A property that passed after hitting declared findings is a ``deviation``."""
     if report.skipped:
         longrepr = report.longrepr
         reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
         return "skipped", reason.removeprefix("Skipped: ")
     if report.failed:
-        text = report.longreprtext
-        if "conformance_deviation" in props and "XPASS(strict)" in text:
-            return "xpassed", ("listed as a deviation but passed: remove the entry from the "
-                               f"deviations file ({props['conformance_deviation']})")
-        return "failed", text[-_MESSAGE_LIMIT:]
+        return "failed", report.longreprtext[-_MESSAGE_LIMIT:]
     if report.when == "call":
+        hits = props.get("conformance_hits") or {}
+        if hits:
+            return "deviation", explored_text(hits, props.get("conformance_explored", 0))
         return "passed", ""
     return None
 
@@ -73,6 +84,9 @@ def add(cells: Cells, report: Any) -> None:
         cell = {"outcome": outcome, "message": message}
         if "conformance_reproducer" in props:
             cell["reproducer"] = props["conformance_reproducer"]
+        if props.get("conformance_hits"):
+            cell["findings"] = dict(props["conformance_hits"])
+            cell["explored"] = props.get("conformance_explored", 0)
         cells[key] = cell
 
 
@@ -92,14 +106,57 @@ def reproducer(prop_id: str, example: Any, subjects: dict[str, Any]) -> str:
         return f"# reproducer could not be built: {exc!r}"
 
 
-def build(cells: Cells, profile: str, seed: int | str) -> dict[str, Any]:
+def findings_section(declared: dict[tuple[str, str], tuple[Any, ...]],
+                     subjects: dict[str, Any], verdicts: dict[str, Any]) -> list[dict[str, Any]]:
+    """One entry per finding the run declared: where it lives, the subjects and properties it
+    was declared for, and what its reproducer said (``holds``, ``fixed``, ``differs``, ``hung``,
+    ``none``, or ``not run``)."""
+    out: dict[str, dict[str, Any]] = {}
+    for (subj, pid), group in sorted(declared.items()):
+        for f in group:
+            entry = out.setdefault(f.name, {
+                "name": f.name, "component": f.component, "subject": f.subject,
+                "ids": list(f.ids), "reason": f.reason, "upstream": f.upstream, "when": f.when,
+                "signature": f.signature, "source": f.source, "declared_for": {}})
+            entry["declared_for"].setdefault(subj, []).append(pid)
+    for name, entry in out.items():
+        verdict = verdicts.get(name)
+        entry["reproducer"] = verdict.status if verdict else "not run"
+        entry["reproducer_detail"] = verdict.detail if verdict else ""
+    return list(out.values())
+
+
+def _apply_verdicts(subjects: dict[str, Any], findings: list[dict[str, Any]]) -> None:
+    """A finding whose reproducer passed is fixed: each property it was declared for that did
+    not fail becomes ``xpassed``; each cell lists the hits per finding."""
+    for entry in findings:
+        for subj, pids in entry["declared_for"].items():
+            for pid in pids:
+                cell = subjects.get(subj, {}).get("properties", {}).get(pid)
+                if cell is None:
+                    continue
+                hits = cell.get("findings", {}).get(entry["name"], 0)
+                entry.setdefault("hits", {}).setdefault(subj, {})[pid] = hits
+                if entry["reproducer"] == "fixed" and cell["outcome"] in ("passed", "deviation"):
+                    cell["outcome"] = "xpassed"
+                    cell["message"] = (
+                        f"finding {entry['name']!r} ({entry['source']}) is declared for this "
+                        f"property but its reproducer ran without failing: fixed upstream? "
+                        f"Remove the finding, or bound it with when = \"...\" to the releases "
+                        f"it holds on")
+
+
+def build(cells: Cells, profile: str, seed: int | str,
+          findings: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The JSON report (its schema is in this module's docstring)."""
     subjects: dict[str, Any] = {}
     for (subj, pid), cell in sorted(cells.items()):
         entry = subjects.setdefault(subj, {"properties": {}})
-        entry["properties"][pid] = cell
+        entry["properties"][pid] = dict(cell)
+    _apply_verdicts(subjects, findings or [])
     return {
         "subjects": subjects,
+        "findings": findings or [],
         "versions": versions(),
         "profile": profile,
         "hypothesis_seed": seed,
@@ -138,6 +195,21 @@ def format_table(report: dict[str, Any]) -> list[str]:
     for reason, where in sorted(reasons.items()):
         lines.append(f"skipped ({len(where)}): {reason}")
     lines.append("conformance: " + ", ".join(f"{n} {k}" for k, n in totals.items()))
+    return lines
+
+
+def format_findings(report: dict[str, Any]) -> list[str]:
+    """Per deviation: the findings hit and what was explored beyond them; then each finding
+    whose reproducer did not prove it holds."""
+    lines = []
+    for subj, entry in report["subjects"].items():
+        for pid, cell in entry["properties"].items():
+            if cell["outcome"] == "deviation":
+                lines.append(f"deviation {pid} [{subj}]: {cell['message']}")
+    for f in report.get("findings", []):
+        if f["reproducer"] in ("differs", "hung", "none", "error"):
+            lines.append(f"finding {f['name']} ({f['source']}): reproducer {f['reproducer']}: "
+                         f"{f['reproducer_detail'][:300]}")
     return lines
 
 

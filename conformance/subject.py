@@ -40,7 +40,10 @@ class SubjectError(ValueError):
 class Subject:
     """An implementation under test: a name and the capabilities it provides (any may be None).
 
-    ``deviations`` names TOML files of known deviations shipped with the subject; ``snippet`` maps
+    ``uses`` names the upstream components the subject reuses (e.g. ``"tensordict.lazy_stack"``,
+    ``"torchrl.SerialEnv"``; see :data:`conformance.findings.COMPONENTS`): it inherits their known
+    findings, shipped with the kit. ``deviations`` names findings files of the subject's own
+    defects (TOML ``[[finding]]`` tables, see :mod:`conformance.findings`); ``snippet`` maps
     a capability to the Python lines a standalone reproducer uses to obtain it (e.g.
     ``{"lazy_stack": "from tensordict import lazy_stack"}``). ``spawns`` names the capabilities
     that start worker processes on every call (a process-backed ``serial_env``, say): properties
@@ -54,6 +57,7 @@ class Subject:
     parallel_env: Callable[[Sequence[Callable[[], Any]]], Any] | None = None
     description: str = ""
     deviations: tuple[str, ...] = ()
+    uses: tuple[str, ...] = ()
     snippet: dict[str, str] = field(default_factory=dict)
     spawns: tuple[str, ...] = ()
 

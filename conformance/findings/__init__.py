@@ -335,3 +335,31 @@ def verify(finding: Finding, seconds: float = VERIFY_SECONDS, cache: bool = True
         except OSError:
             pass
     return verdict
+
+
+class Verifier:
+    """Proves a run's findings in a background thread, one reproducer at a time, while the
+    properties run; :meth:`results` waits for it."""
+
+    def __init__(self, findings: list[Finding]) -> None:
+        import threading
+
+        self.findings = findings
+        self.verdicts: dict[str, Verdict] = {}
+        self.thread = threading.Thread(target=self._run, name="conformance-verifier",
+                                       daemon=True)
+        if findings:
+            self.thread.start()
+
+    def _run(self) -> None:
+        for finding in self.findings:
+            try:
+                self.verdicts[finding.name] = verify(finding)
+            except Exception as exc:  # never let proving a finding break the run
+                self.verdicts[finding.name] = Verdict("error", f"{type(exc).__name__}: {exc}")
+
+    def results(self) -> dict[str, Verdict]:
+        """The verdicts, once every reproducer has run (each is bounded by VERIFY_SECONDS)."""
+        if self.thread.is_alive():
+            self.thread.join()
+        return dict(self.verdicts)

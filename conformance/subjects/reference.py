@@ -1,15 +1,15 @@
 """The built-in subject ``reference``: this kit's oracle (``reference/``).
 
 Stacking is tensordict's own lazy stack (the reference builds on it rather than re-implementing
-a TensorDict), so tensordict's stacking findings are this subject's declared deviations too
-(``conformance/deviations/reference.toml``); the batched envs and the partial-tolerant policy are
-the reference's own and have none.
+a TensorDict), so the subject uses the component ``tensordict.lazy_stack`` and inherits its
+findings (``conformance/findings/tensordict.toml``); the batched envs and the partial-tolerant
+policy are the reference's own and have none.
 """
 
 from __future__ import annotations
 
 from conformance.subject import Subject
-from conformance.subjects.torchrl import deviations_file, lazy_stack_function
+from conformance.subjects.torchrl import lazy_stack_function
 
 
 def subject() -> Subject:
@@ -24,7 +24,7 @@ def subject() -> Subject:
         parallel_env=ParallelMultiTaskEnv,
         description="the kit's oracle: reference.SerialMultiTaskEnv / ParallelMultiTaskEnv, "
         "reference.PartialTolerantSequential, tensordict's lazy stack",
-        deviations=(deviations_file("reference"),),
+        uses=("tensordict.lazy_stack",),  # its findings are the reference's too
         snippet={
             "lazy_stack": "from tensordict import LazyStackedTensorDict\n"
             "lazy_stack = LazyStackedTensorDict.lazy_stack",

@@ -8,7 +8,6 @@ module (one place), so the suite imports and runs on each release of the version
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from importlib import resources
 from typing import Any
 
 
@@ -54,11 +53,6 @@ def _sequential(*modules: Any, partial_tolerant: bool = True) -> Any:
     return TensorDictSequential(*modules, partial_tolerant=partial_tolerant)
 
 
-def deviations_file(name: str = "torchrl") -> str:
-    """Path of the shipped deviations file for built-in subject ``name``."""
-    return str(resources.files("conformance.deviations") / f"{name}.toml")
-
-
 def _async_kwargs(backend: str) -> dict[str, Any]:
     """``AsyncEnvPool`` keyword arguments for ``backend`` on this torchrl release."""
     import inspect
@@ -101,7 +95,7 @@ def _async_subject(backend: str, name: str) -> Any:
         parallel_env=pool,
         description=f"torchrl AsyncEnvPool(makers, backend={backend!r}, stack='lazy'); the pool "
         "stands in for both batched-env capabilities",
-        deviations=(deviations_file(name),),
+        uses=(f"torchrl.AsyncEnvPool.{backend}",),
         snippet={cap: f"from torchrl.envs import AsyncEnvPool\ndef {cap}(makers):\n{call}"
                  for cap in ("serial_env", "parallel_env")},
         # the multiprocessing pool spawns one worker per task on every construction
@@ -137,7 +131,8 @@ def subject() -> Any:
         parallel_env=_parallel_env,
         description="torchrl SerialEnv / ParallelEnv(n, makers), tensordict lazy_stack, "
         "TensorDictSequential(partial_tolerant=...)",
-        deviations=(deviations_file(),),
+        uses=("tensordict.lazy_stack", "tensordict.TensorDictSequential", "torchrl.SerialEnv",
+              "torchrl.ParallelEnv"),
         snippet={
             "lazy_stack": "from tensordict import lazy_stack",
             "sequential": "from tensordict.nn import TensorDictSequential\n"
