@@ -1,4 +1,4 @@
-"""The command line: ``python -m conformance {check,list,doctor}``.
+"""The command line: ``python -m conformance {check,list,findings,matrix,doctor}``.
 
 ``check`` runs the property suite through pytest (this kit's plugin), then prints the outcome
 table and a one-line total.  Its exit code is 0 only when nothing failed or xpassed.
@@ -57,6 +57,19 @@ def _parser() -> argparse.ArgumentParser:
                        help="report K (0-based) holds the releases you are on: each subject is "
                             "gated against its own column there (default 0: the first report)")
 
+    p_find = sub.add_parser("findings", help="print the known findings a subject inherits or "
+                                             "declares, as issue text for their upstream project")
+    p_find.add_argument("--subject", action="append", default=None, metavar="NAME",
+                        help="built-in name, entry point or module:attribute (repeatable; "
+                             "default: reference and torchrl)")
+    p_find.add_argument("--deviations", action="append", default=[], metavar="FILE",
+                        help="a findings file of your own (repeatable)")
+    p_find.add_argument("--markdown", action="store_true",
+                        help="full issue text (title, versions, reproducer, expected vs "
+                             "observed), ready to paste; default: one line per finding")
+    p_find.add_argument("--verify", action="store_true",
+                        help="run each reproducer (in a subprocess) and say whether it holds")
+
     p_doc = sub.add_parser("doctor", help="say what works in this environment and what will not")
     p_doc.add_argument("--json", action="store_true", help="as JSON")
     return parser
@@ -93,7 +106,7 @@ def pytest_args(ns: argparse.Namespace, report_path: str) -> list[str]:
 def _check(ns: argparse.Namespace) -> int:
     import pytest
 
-    from conformance.report import format_failures, format_table
+    from conformance.report import format_failures, format_findings, format_table
 
     try:
         catalogue.select(ns.area)
@@ -121,7 +134,7 @@ def _check(ns: argparse.Namespace) -> int:
         return int(code) or 4
     report = json.loads(Path(report_path).read_text(encoding="utf-8"))
     print()
-    for line in format_failures(report):
+    for line in format_findings(report) + format_failures(report):
         print(line)
     if ns.report:
         print(f"report: {ns.report}")
@@ -148,6 +161,35 @@ def _list(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _findings(ns: argparse.Namespace) -> int:
+    from conformance import findings
+    from conformance.report import versions
+    from conformance.subject import SubjectError, default_names, resolve
+
+    try:
+        subjects = [resolve(name) for name in ns.subject or default_names()]
+        known = [f for path in [*findings.shipped(), *ns.deviations, *(
+            p for s in subjects for p in s.deviations)] for f in findings.load(path)]
+    except (SubjectError, findings.FindingsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 4
+    installed = versions()
+    shown: set[str] = set()
+    for subj in subjects:
+        for f in known:
+            if f.name in shown or not f.concerns(subj.name, subj.uses):
+                continue
+            shown.add(f.name)
+            verdict = findings.verify(f) if ns.verify else None
+            if ns.markdown:
+                print(findings.issue_text(f, installed, verdict) + "\n")
+            else:
+                holds = "holds on these releases" if f.applies() else f"inactive ({f.when})"
+                said = f"; reproducer {verdict.status}" if verdict else ""
+                print(f"{f.name}  [{f.where}; {', '.join(f.ids)}; {holds}{said}]")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m conformance`` and the ``conformance`` script."""
     ns = _parser().parse_args(argv)
@@ -155,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         return _list(ns)
     if ns.command == "check":
         return _check(ns)
+    if ns.command == "findings":
+        return _findings(ns)
     if ns.command == "matrix":
         from conformance import matrix
 

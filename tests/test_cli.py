@@ -21,11 +21,18 @@ STACK_ONLY = ("--subject", "tests.subjects:stack_only")
 COPIES = ("--subject", "tests.mutants.stacking:stack_copies")
 
 
-def _deviations(tmp_path: Path, *entries: tuple[str, str, str]) -> str:
-    path = tmp_path / "deviations.toml"
-    path.write_text("".join(f'[[deviation]]\nid = "{i}"\nsubject = "{s}"\nreason = "{r}"\n\n'
-                            for i, s, r in entries))
+def _findings(tmp_path: Path, *entries: dict[str, str]) -> str:
+    """A findings file of ``[[finding]]`` tables (``ids`` given as one ID)."""
+    path = tmp_path / "findings.toml"
+    path.write_text("".join(
+        "[[finding]]\n" + "".join(f"{k} = {json.dumps(v) if k != 'ids' else json.dumps([v])}\n"
+                                  for k, v in entry.items()) + "\n" for entry in entries))
     return str(path)
+
+
+COPIES_FINDING = {"name": "copies", "subject": "stack_copies", "ids": "STK-001",
+                  "signature": r"stack\[.+\]: observed 'a different object",
+                  "reason": "copies by design"}
 
 
 class TestList:
@@ -115,53 +122,63 @@ class TestCheck:
         assert "<testsuite" in xml.read_text()
 
 
-class TestDeviations:
-    def test_listed_failure_is_a_deviation(self, run_cli, tmp_path):
-        """A failing property listed as a deviation is reported as such and exits 0."""
-        dev = _deviations(tmp_path, ("STK-001", "stack_copies", "copies by design"))
+class TestFindings:
+    def test_matched_failure_is_a_deviation(self, run_cli, tmp_path):
+        """A failure matching a declared finding's signature is a deviation, exits 0 when
+        nothing else fails, and the report says how far the property explored beyond it."""
+        dev = _findings(tmp_path, COPIES_FINDING)
         run = run_cli("check", *COPIES, "--area", "STK", *QUICK, "--deviations", dev,
-                      report=True)
-        assert run.outcome("stack_copies", "STK-001") == "deviation"
-        others = run.report["subjects"]["stack_copies"]["properties"]
-        failed = [k for k, v in others.items() if v["outcome"] == "failed"]
-        assert run.code == (1 if failed else 0), run.out[-2000:]
+                      "--", "-k", "test_index_returns_originals", report=True)
+        assert run.code == 0, run.out[-2000:]
+        cell = run.report["subjects"]["stack_copies"]["properties"]["STK-001"]
+        assert cell["outcome"] == "deviation"
+        assert cell["findings"]["copies"] >= 1
+        assert "only declared findings: copies" in cell["message"]
+        assert "deviation STK-001 [stack_copies]: only declared findings: copies" in run.out
+        (finding,) = run.report["findings"]
+        assert finding["declared_for"] == {"stack_copies": ["STK-001"]}
+        assert finding["reproducer"] == "none"
 
-    def test_listed_deviation_that_passes_fails_the_run(self, run_cli, tmp_path):
-        """Strict: a deviation whose property passes is 'xpassed' and the run exits 1."""
-        dev = _deviations(tmp_path, ("STK-001", "stack_only", "thought broken"))
+    def test_failure_outside_the_signature_still_fails(self, run_cli, tmp_path):
+        """A finding whose signature does not match the failure hides nothing: it fails."""
+        dev = _findings(tmp_path, {**COPIES_FINDING, "signature": "some other defect"})
+        run = run_cli("check", *COPIES, "--area", "STK", *QUICK, "--deviations", dev,
+                      "--", "-k", "test_index_returns_originals", report=True)
+        assert run.code == 1
+        assert run.outcome("stack_copies", "STK-001") == "failed"
+        assert run.report["subjects"]["stack_copies"]["properties"]["STK-001"]["reproducer"]
+
+    def test_finding_whose_reproducer_passes_xpasses(self, run_cli, tmp_path):
+        """Strict without luck: a finding whose reproducer runs without failing makes its
+        properties 'xpassed' and the run exits 1, whatever the examples drew."""
+        dev = _findings(tmp_path, {"name": "gone", "subject": "stack_only", "ids": "STK-001",
+                                   "signature": "never", "reason": "thought broken",
+                                   "reproducer": "print('fine')"})
         run = run_cli("check", *STACK_ONLY, "--area", "STK", *QUICK, "--deviations", dev,
                       report=True)
         assert run.code == 1
         assert run.outcome("stack_only", "STK-001") == "xpassed"
-        assert "remove the entry" in \
+        assert "fixed upstream? Remove the finding, or bound it with when" in \
             run.report["subjects"]["stack_only"]["properties"]["STK-001"]["message"]
+        assert run.report["findings"][0]["reproducer"] == "fixed"
 
-    def test_unmatched_entry_warns(self, run_cli, tmp_path):
-        """An entry naming a subject or property not in the run warns and does not fail."""
-        dev = _deviations(tmp_path, ("STK-002", "nobody", "stale entry"))
-        run = run_cli("check", *STACK_ONLY, "--area", "STK", *QUICK, "--deviations", dev)
-        assert run.code == 0, run.out[-2000:]
-        assert "deviation STK-002 for subject 'nobody' matches no property" in run.out
-
-    def test_entry_for_other_releases_is_inactive(self, run_cli, tmp_path):
-        """An entry whose ``when`` excludes the installed releases neither applies (the property
-        passes, no xpass) nor warns as unmatched."""
-        path = tmp_path / "deviations.toml"
-        path.write_text('[[deviation]]\nid = "STK-001"\nsubject = "stack_only"\n'
-                        'reason = "an old release"\nwhen = "tensordict<0.0.1"\n')
-        run = run_cli("check", *STACK_ONLY, "--area", "STK", *QUICK, "--deviations", str(path),
-                      report=True)
-        assert run.code == 0, run.out[-2000:]
-        assert run.outcome("stack_only", "STK-001") == "passed"
-        assert "matches no property" not in run.out
+    def test_finding_for_other_releases_is_inactive(self, run_cli, tmp_path):
+        """A finding whose ``when`` excludes the installed releases is not declared at all."""
+        dev = _findings(tmp_path, {**COPIES_FINDING, "when": "tensordict<0.0.1"})
+        run = run_cli("check", *COPIES, "--area", "STK", *QUICK, "--deviations", dev,
+                      "--", "-k", "test_index_returns_originals", report=True)
+        assert run.code == 1, run.out[-2000:]
+        assert run.outcome("stack_copies", "STK-001") == "failed"
+        assert run.report["findings"] == []
 
     def test_malformed_file_is_a_usage_error(self, run_cli, tmp_path):
-        """A malformed deviations file stops the run with a message naming file and line."""
+        """A finding without a signature stops the run naming file, line and the fix."""
         path = tmp_path / "bad.toml"
-        path.write_text('[[deviation]]\nid = "STK-001"\nsubject = "x"\n')
+        path.write_text('[[finding]]\nname = "x"\nids = ["STK-001"]\nsubject = "x"\n'
+                        'reason = "r"\n')
         run = run_cli("check", *STACK_ONLY, "--area", "STK", *QUICK, "--deviations", str(path))
         assert run.code not in (0, 1)
-        assert f"{path}:1: deviation entry 1 lacks reason" in run.out
+        assert f"{path}:1: finding 'x' has no signature" in run.out
 
 
 class TestExampleBudget:

@@ -274,6 +274,7 @@ class Verdict:
     status: str
     detail: str = ""
     seconds: float = 0.0
+    output: str = ""  # the reproducer's last output (what an issue shows as "observed")
 
 
 def _cache_path() -> Path:
@@ -320,15 +321,17 @@ def verify(finding: Finding, seconds: float = VERIFY_SECONDS, cache: bool = True
                            time.monotonic() - start)
         took = time.monotonic() - start
     output = proc.stdout + proc.stderr
+    tail = output.strip()[-2000:]
     if proc.returncode == 0:
-        verdict = Verdict("fixed", "the reproducer ran to the end without failing", took)
+        verdict = Verdict("fixed", "the reproducer ran to the end without failing", took, tail)
     elif re.search(finding.signature, output):
-        verdict = Verdict("holds", "", took)
+        verdict = Verdict("holds", "", took, tail)
     else:
         verdict = Verdict("differs", f"the reproducer failed without the signature "
-                                     f"{finding.signature!r}: {output.strip()[-400:]}", took)
+                                     f"{finding.signature!r}: {output.strip()[-400:]}", took, tail)
     if cache and verdict.status in ("holds", "fixed"):
-        store[key] = {"status": verdict.status, "detail": verdict.detail, "seconds": took}
+        store[key] = {"status": verdict.status, "detail": verdict.detail, "seconds": took,
+                      "output": tail}
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(store, indent=1), encoding="utf-8")
@@ -363,3 +366,29 @@ class Verifier:
         if self.thread.is_alive():
             self.thread.join()
         return dict(self.verdicts)
+
+
+def issue_text(finding: Finding, versions: dict[str, str],
+               verdict: Verdict | None = None) -> str:
+    """``finding`` as issue text for its upstream project (markdown): title, the releases it was
+    checked on, the properties it breaks, the standalone reproducer, expected vs observed."""
+    title = re.split(r"(?<=[.;:])\s", " ".join(finding.reason.split()), maxsplit=1)[0]
+    checked = ", ".join(f"{k} {v}" for k, v in versions.items() if v != "not installed")
+    lines = [f"## {finding.where}: {title}", "",
+             f"*Finding `{finding.name}` of the multi-task conformance kit "
+             f"(`{finding.source}`).*", "",
+             f"**Checked on:** {checked}" + (f" (holds on `{finding.when}`)" if finding.when
+                                             else ""),
+             f"**Upstream:** {finding.upstream or 'not yet reported'}", "",
+             "**What happens:** " + " ".join(finding.reason.split()), "",
+             "**Properties it breaks:**"]
+    lines += [f"- {pid}: {catalogue.get(pid).statement}" for pid in finding.ids]
+    if finding.reproducer.strip():
+        lines += ["", "**Reproducer** (standalone; it fails while the defect holds):", "",
+                  "```python", finding.reproducer.strip(), "```"]
+    if verdict is not None:
+        lines += ["", f"**Expected vs observed:** the reproducer {verdict.status}"
+                      + (f" ({verdict.detail})" if verdict.detail else "") + "."]
+        if verdict.output:
+            lines += ["", "```", verdict.output[-1500:], "```"]
+    return "\n".join(lines)
