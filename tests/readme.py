@@ -4,8 +4,8 @@
 Each page is written whole from this module (edit the text here, never the page):
 
 - ``docs/catalogue.md``: the property table, from ``conformance.catalogue``;
-- ``docs/findings.md``: the built-in subjects' shipped deviations, read from
-  ``conformance/deviations/*.toml`` through ``conformance.deviations.load``;
+- ``docs/findings.md``: the kit's shipped findings, read from ``conformance/findings/*.toml``
+  through ``conformance.findings.load``;
 - ``docs/matrix.md``: the version matrix, ``python -m conformance matrix --markdown`` over the
   reports kept in docs/matrix (``--matrix DIR`` first replaces them with DIR's reports, e.g.
   ``reports/matrix`` after ``tox -m matrix``);
@@ -26,8 +26,7 @@ import tempfile
 from pathlib import Path
 
 from conformance import catalogue
-from conformance.deviations import load
-from conformance.subject import BUILTIN
+from conformance.findings import load, shipped
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -44,16 +43,14 @@ def _generated(command: str = "python -m tests.readme") -> str:
 
 
 def findings() -> str:
-    """One row per shipped deviation of a built-in subject."""
-    from conformance.subject import resolve
-
-    lines = ["| ID | subject | finding | holds on | fixed in |", "| --- | --- | --- | --- | --- |"]
-    for name in BUILTIN:
-        for path in resolve(name).deviations:
-            for dev in load(path):
-                reason = " ".join(dev.reason.split()).replace("|", "\\|")
-                lines.append(f"| {dev.id} | {dev.subject} | {reason} | "
-                             f"{dev.when.replace('<', '&lt;') or 'all'} | {dev.fixed_in or '—'} |")
+    """One row per shipped finding: where it lives, the properties it breaks, why."""
+    lines = ["| finding | component | properties | what | holds on | upstream |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for path in shipped():
+        for f in load(path):
+            reason = " ".join(f.reason.split()).replace("|", "\\|")
+            lines.append(f"| `{f.name}` | {f.where} | {', '.join(f.ids)} | {reason} | "
+                         f"{f.when.replace('<', '&lt;') or 'all'} | {f.upstream or '—'} |")
     return "\n".join(lines)
 
 
@@ -101,18 +98,20 @@ that reason without it. Every property is failed by at least one deliberately br
 
 
 def findings_page() -> str:
-    """docs/findings.md: the built-in subjects' shipped deviations, one row each."""
+    """docs/findings.md: the kit's shipped findings, one row each."""
     return f"""# Findings on torchrl / tensordict
 
 {_generated()}
 
-What the built-in subjects knowingly fail, as shipped in `conformance/deviations/NAME.toml`
-(one file per subject; [subjects.md](subjects.md) describes the subjects, and
-[running.md](running.md#known-deviations) the file format). A run reports these properties as
-`deviation`, not `FAILED`; one that starts to pass fails the run as `xpassed`, so the table
-cannot silently go stale. "holds on" is the entry's `when`: the releases it applies to ("all"
-when it has none). The reference reuses tensordict's lazy stack, so tensordict's stacking findings
-are declared for it too.
+The upstream defects the kit knows, as shipped in `conformance/findings/*.toml` (one file per
+upstream project; [running.md](running.md#findings) gives the file format). Each lives in a
+component; every subject that declares it uses that component (`Subject.uses`) inherits it: the
+built-in `torchrl` subject uses tensordict's lazy stack and `TensorDictSequential` and torchrl's
+`SerialEnv` / `ParallelEnv`, the reference uses tensordict's lazy stack. A failure that matches a
+finding's signature is a hit, reported as `deviation` with how many examples ran beyond it; any
+other failure fails. Each finding's reproducer is run to prove it still holds: one that passes
+fails the run as `xpassed`. "holds on" is the finding's `when` ("all" when it has none).
+`python -m conformance findings --markdown` prints each as issue text for its upstream project.
 
 {findings()}
 """

@@ -35,3 +35,38 @@ def counting_spawner() -> Subject:
         return SerialMultiTaskEnv(makers)
 
     return Subject("counting_spawner", serial_env=serial_env, spawns=("serial_env",))
+
+
+_TORCHRL_PARTS = ("tensordict.lazy_stack", "tensordict.TensorDictSequential", "torchrl.SerialEnv")
+
+
+def downstream() -> Subject:
+    """A downstream library's subject built from tensordict's lazy stack and
+    TensorDictSequential and torchrl's SerialEnv under its own name, declaring that it reuses
+    them: it inherits their shipped findings."""
+    from conformance.subjects.torchrl import _sequential, _serial_env, lazy_stack_function
+
+    return Subject("downstream", lazy_stack=lazy_stack_function(), sequential=_sequential,
+                   serial_env=_serial_env, uses=_TORCHRL_PARTS)
+
+
+def _negate_reward(maker):  # type: ignore[no-untyped-def]
+    from torchrl.envs import RewardScaling, TransformedEnv
+
+    return TransformedEnv(maker(), RewardScaling(loc=0.0, scale=-1.0))
+
+
+def negated_reward() -> Subject:
+    """torchrl's SerialEnv with a planted defect: the last task's reward comes back negated. It
+    fails properties that torchrl already deviates on (PAR-002, PAR-011) for a new reason, which
+    no shipped finding may hide."""
+    import functools
+
+    from torchrl.envs import SerialEnv
+
+    def serial_env(makers):  # type: ignore[no-untyped-def]
+        makers = list(makers)
+        makers[-1] = functools.partial(_negate_reward, makers[-1])
+        return SerialEnv(len(makers), makers)
+
+    return Subject("negated_reward", serial_env=serial_env, uses=_TORCHRL_PARTS)

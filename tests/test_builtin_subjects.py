@@ -1,12 +1,11 @@
 """The main job on the built-in subjects: the reference passes every property; torchrl passes or
-fails only its declared deviations, each with a reason and a reproducer."""
+hits only the findings it inherits, each with a reason and a reproducer that still fails."""
 
 from __future__ import annotations
 
 import pytest
 
-from conformance import catalogue
-from conformance.deviations import load
+from conformance import catalogue, findings
 from conformance.subject import resolve
 
 
@@ -33,9 +32,14 @@ def test_builtin_subject_conforms(run_cli, name):
         assert all(pid.startswith("SCN") for pid in skipped), skipped
 
 
-def test_torchrl_deviations_carry_reason_and_reproducer():
-    """Every shipped torchrl deviation names its reason and a standalone reproducer."""
-    for path in resolve("torchrl").deviations:
-        for dev in load(path):
-            assert len(dev.reason) > 20, dev
-            assert "import" in dev.reproducer, dev
+def test_torchrl_findings_hold_with_their_reproducers():
+    """Every shipped finding the torchrl subject inherits names its reason and has a standalone
+    reproducer that fails, with the finding's signature, on the installed releases."""
+    subj = resolve("torchrl")
+    for path in findings.shipped():
+        for f in findings.load(path):
+            if not (f.concerns(subj.name, subj.uses) and f.applies()) or f.ids[0].startswith("SCN"):
+                continue
+            assert len(f.reason) > 20, f
+            verdict = findings.verify(f)
+            assert verdict.status == "holds", (f.name, verdict)

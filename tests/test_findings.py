@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
 
 import pytest
 
 from conformance import findings
 from conformance.findings import Finding, FindingsError, failure_text, load, verify
+from tests.conftest import ROOT
 
 
 def _write(tmp_path, text: str):
@@ -141,3 +145,51 @@ class TestVerify:
         assert verify(f).status == "holds"
         assert verify(f).status == "holds"
         assert marker.read_text() == "x"
+
+
+class TestKnownDefectsHideNothing:
+    """Acceptance: a new defect inside properties torchrl already deviates on is a failure, and
+    a downstream subject reusing torchrl's parts inherits torchrl's findings."""
+
+    def test_planted_defect_fails_with_its_own_reproducer(self, run_cli, tmp_path):
+        """torchrl's SerialEnv with the last task's reward negated fails PAR-002 at quick,
+        with a reproducer of the new defect (the reward), although the shipped finding on
+        stale exclusive observations is declared there."""
+        run = run_cli("check", "--subject", "tests.subjects:negated_reward", "--area", "PAR",
+                      "--profile", "quick", "--skip-doctor", "--", "-k",
+                      "test_serial_task_equals_task_alone or "
+                      "test_serial_env_matches_reference_in_any_sequence",
+                      report=True)
+        assert run.code == 1, run.out[-3000:]
+        for pid in ("PAR-002", "PAR-011"):
+            cell = run.report["subjects"]["negated_reward"]["properties"][pid]
+            assert cell["outcome"] == "failed", (pid, cell["message"][-1500:])
+            assert "'reward'" in cell["message"], cell["message"][-1500:]
+            assert "values of ('reward',)" in cell["reproducer"] or "reward" in cell["reproducer"]
+        proc = subprocess.run([sys.executable, "-c", run.report["subjects"]["negated_reward"][
+            "properties"]["PAR-002"]["reproducer"]], cwd=ROOT, capture_output=True, text=True,
+            timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert proc.returncode != 0 and "AssertionError" in proc.stderr, proc.stderr[-2000:]
+        assert "'reward'" in proc.stderr
+
+    def test_planted_defect_fails_at_ci(self, run_cli):
+        """The same at ci (derandomized, more examples): PAR-002 fails, not a deviation."""
+        run = run_cli("check", "--subject", "tests.subjects:negated_reward", "--area", "PAR",
+                      "--profile", "ci", "--skip-doctor", "--", "-k",
+                      "test_serial_task_equals_task_alone", report=True)
+        assert run.code == 1, run.out[-3000:]
+        assert run.outcome("negated_reward", "PAR-002") == "failed"
+
+    def test_downstream_subject_inherits_torchrl_findings(self, run_cli):
+        """A subject under another name built from tensordict's lazy stack and
+        TensorDictSequential and torchrl's SerialEnv, declaring that it reuses them, gets the
+        built-in torchrl subject's outcomes: deviations, not failures, and exit 0."""
+        run = run_cli("check", "--subject", "tests.subjects:downstream", "--subject", "torchrl",
+                      "--area", "STK", "--area", "EXC", "--area", "POL", "--profile", "quick",
+                      "--skip-doctor", report=True)
+        assert run.code == 0, run.out[-3000:]
+        mine = run.report["subjects"]["downstream"]["properties"]
+        theirs = run.report["subjects"]["torchrl"]["properties"]
+        assert {p: c["outcome"] for p, c in mine.items()} == \
+            {p: c["outcome"] for p, c in theirs.items() if p in mine}
+        assert any(c["outcome"] == "deviation" for c in mine.values())

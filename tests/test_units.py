@@ -1,4 +1,4 @@
-"""Unit tests of the kit's pieces that need no subprocess: catalogue, subjects, deviations,
+"""Unit tests of the kit's pieces that need no subprocess: catalogue, subjects, findings,
 reproducer rendering, profiles, and when the plugin acts."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import torch
 from tensordict import LazyStackedTensorDict, TensorDict
 
 from conformance import catalogue, profiles, repro
-from conformance.deviations import DeviationsError, load
+from conformance.findings import FindingsError, load
 from conformance.subject import Subject, SubjectError, resolve
 
 
@@ -106,65 +106,31 @@ class TestSubjectResolution:
             _coerce("empty", Subject("empty"))
 
 
-class TestDeviationsFile:
-    def _write(self, tmp_path: Path, text: str) -> Path:
-        path = tmp_path / "dev.toml"
-        path.write_text(text)
-        return path
-
-    def test_valid_file_loads(self, tmp_path):
-        """A well-formed file gives one Deviation per entry, with its source line."""
-        path = self._write(tmp_path, '# c\n\n[[deviation]]\nid = "STK-001"\nsubject = "x"\n'
-                                     'reason = "because"\n')
-        (dev,) = load(path)
-        assert (dev.id, dev.subject, dev.reason) == ("STK-001", "x", "because")
-        assert dev.source.endswith("dev.toml:3")
-
-    @pytest.mark.parametrize(("text", "needle"), [
-        ('[[deviation]]\nid = "STK-001"\nsubject = "x"\n', "dev.toml:1: deviation entry 1 lacks "
-                                                          "reason"),
-        ('[[deviation]]\nid = "STK-001"\nsubject = "x"\nreason = "r"\n\n[[deviation]]\n'
-         'id = "NOPE-1"\nsubject = "x"\nreason = "r"\n', "dev.toml:6: deviation entry 2 names "
-                                                       "unknown property ID 'NOPE-1'"),
-        ('[[deviation]]\nid = "STK-001"\nsubject = 3\nreason = "r"\n', "must be a string, got 3"),
-        ('[[deviation]]\nid = "STK-001"\nsubject = "x"\nreason = "r"\nwhy = "?"\n',
-         "unknown field(s) ['why']"),
-        ('[[deviation]\nid = 1\n', "not valid TOML"),
-        ('[[deviation]]\nid = "STK-001"\nsubject = "x"\nreason = "r"\nwhen = "tensordict"\n',
-         "field 'when' of deviation entry 1: 'tensordict' must be a package name and version "
-         "specifiers only"),
-        ('[[deviation]]\nid = "STK-001"\nsubject = "x"\nreason = "r"\nwhen = "<0.14"\n',
-         "'<0.14' is not a requirement such as 'tensordict<0.14'"),
-        ('title = "x"\n', "unexpected top-level key(s) ['title']"),
-    ])
-    def test_malformed_files_name_the_line(self, tmp_path, text, needle):
-        """A malformed file raises DeviationsError naming the file, the line and the problem."""
-        with pytest.raises(DeviationsError) as info:
-            load(self._write(tmp_path, text))
-        assert needle in str(info.value)
-
-    def test_when_selects_the_releases_an_entry_holds_on(self, tmp_path):
+class TestFindingsWhen:
+    def test_when_selects_the_releases_a_finding_holds_on(self, tmp_path):
         """``when`` holds when every requirement matches the installed version; a package that
         is not installed matches nothing."""
         from importlib.metadata import version
 
         td = version("tensordict")
-        entry = '[[deviation]]\nid = "STK-001"\nsubject = "x"\nreason = "r"\nwhen = "{}"\n'
+        entry = ('[[finding]]\nname = "n"\nids = ["STK-001"]\nsubject = "x"\nreason = "r"\n'
+                 'signature = "s"\nwhen = "{}"\n')
         cases = {f"tensordict=={td}": True, f"tensordict=={td}; torch>=1": True,
                  f"tensordict!={td}": False, f"tensordict=={td}; torch<1": False,
                  "no-such-package-xyz>=0": False, "": True}
+        path = tmp_path / "f.toml"
         for when, holds in cases.items():
-            (dev,) = load(self._write(tmp_path, entry.format(when)))
-            assert dev.applies() is holds, when
+            path.write_text(entry.format(when))
+            (f,) = load(path)
+            assert f.applies() is holds, when
 
-    def test_shipped_files_are_valid(self):
-        """The deviations files shipped with the built-in subjects load without error."""
-        for name in ("reference", "torchrl", "torchrl-async-threading", "torchrl-async-mp"):
-            for path in resolve(name).deviations:
-                for dev in load(path):
-                    assert dev.subject == name, dev
-                    assert dev.reproducer.strip(), f"{dev.id}: a shipped deviation needs a " \
-                                                   f"reproducer"
+    def test_when_must_be_specifiers(self, tmp_path):
+        """A ``when`` that is not name + specifiers is a FindingsError naming the part."""
+        path = tmp_path / "f.toml"
+        path.write_text('[[finding]]\nname = "n"\nids = ["STK-001"]\nsubject = "x"\n'
+                        'reason = "r"\nsignature = "s"\nwhen = "<0.14"\n')
+        with pytest.raises(FindingsError, match=r"'<0\.14' is not a requirement"):
+            load(path)
 
 
 class TestReproducerRendering:

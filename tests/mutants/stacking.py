@@ -3,7 +3,7 @@
 Each factory returns a subject whose ``lazy_stack`` breaks exactly one behaviour of a conformant
 lazy stack, mostly by a subclass that overrides one method.  The base, :class:`ConformantStack`,
 is tensordict's ``LazyStackedTensorDict`` with the three tensordict 0.14.3 deviations this area
-finds fixed (see conformance/deviations/torchrl.toml), so that a mutant fails what it breaks and
+finds fixed (see conformance/findings/tensordict.toml), so that a mutant fails what it breaks and
 not what tensordict gets wrong.  ``KILLS`` lists, per mutant, the properties it fails in the
 derandomized ``ci`` profile.
 """
