@@ -299,25 +299,19 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def _declare(state: _State) -> None:
-    """Which findings each (subject, property) of the run declares, once; then (not in an
-    xdist worker) start proving them (:class:`conformance.findings.Verifier`: each reproducer,
-    one at a time, in a thread beside the properties): a finding whose reproducer passes is
-    fixed, whatever the examples drew."""
+    """Which findings each (subject, property) of the run declares, once; then, outside xdist's
+    workers, start proving them (:class:`conformance.findings.Verifier`)."""
     if state.verifier is not None or not (state.requested or state.active):
         return
-    for prop in catalogue.select(state.config.getoption(OPT_AREA)):
-        if prop.extra == "dmcontrol" and _dmcontrol_problem():
-            continue
-        for name, (subj, _) in state.resolve().items():
-            declared = tuple(f for f in state.findings
-                             if prop.id in f.ids and f.concerns(name, subj.uses))
-            if declared and not subj.missing(prop.needs):
-                state.declared[(name, prop.id)] = declared
-    from conformance.findings import Verifier
+    from conformance.findings import Verifier, declare
 
-    wanted = {f.name: f for group in state.declared.values() for f in group}
-    run = not hasattr(state.config, "workerinput")
-    state.verifier = Verifier(list(wanted.values()) if run else [])
+    props = [p for p in catalogue.select(state.config.getoption(OPT_AREA))
+             if not (p.extra == "dmcontrol" and _dmcontrol_problem())]
+    subjects = {name: subj for name, (subj, _) in state.resolve().items()}
+    state.declared = declare(state.findings, subjects, props)
+    worker = hasattr(state.config, "workerinput")
+    state.verifier = Verifier([] if worker else list({
+        f.name: f for group in state.declared.values() for f in group}.values()))
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

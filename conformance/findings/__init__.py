@@ -392,3 +392,18 @@ def issue_text(finding: Finding, versions: dict[str, str],
         if verdict.output:
             lines += ["", "```", verdict.output[-1500:], "```"]
     return "\n".join(lines)
+
+
+def declare(findings: list[Finding], subjects: dict[str, Any],
+            props: list[Any]) -> dict[tuple[str, str], tuple[Finding, ...]]:
+    """The findings each (subject name, property ID) pair declares: those naming the property,
+    for the subject or a component it ``uses``, where the subject has the property's
+    capabilities."""
+    out = {}
+    for prop in props:
+        for name, subj in subjects.items():
+            group = tuple(f for f in findings
+                          if prop.id in f.ids and f.concerns(name, subj.uses))
+            if group and not subj.missing(prop.needs):
+                out[(name, prop.id)] = group
+    return out
