@@ -1,10 +1,9 @@
 """Helpers that drive batched envs for the SPEC / PAR / SCN properties.
 
 Each helper needs only the standard library, torch, tensordict, torchrl (``reference.tasks`` for
-the solo task envs) and the env under test, and imports what it uses inside its body, so its
-source can be pasted into a reproducer (pass it as ``prop(..., helpers=(...))``); it may also use
-:mod:`conformance.assertions`, which every reproducer holds.  Classes cannot be pasted: the
-reproducer copies functions only, so new helpers are functions or closures.
+the solo task envs) and the env under test, and imports what it uses inside its body: a
+reproducer pastes the source of every helper its property calls (found by
+:func:`conformance.repro.needs`), next to :mod:`conformance.assertions`, which it holds whole.
 """
 
 from __future__ import annotations

@@ -54,7 +54,6 @@ from conformance.properties._envs import (
     names_task_index,
     next_root,
     scripted_policy,
-    shown_exceptions,
     solo_trajectory,
     task_trajectory,
     write_actions,
@@ -77,10 +76,6 @@ from conformance.strategies import (
     seed_cases,
     witnessed_task_sets,
 )
-
-_ROLLOUT = (scripted_policy, write_actions, task_trajectory, close_env)
-_FAILURE = (call_within, child_pids, children_left, close_quietly, names_task_index,
-            shown_exceptions, describe_exception, next_root, write_actions)
 
 
 def tds_equal(a: Any, b: Any) -> bool:
@@ -123,7 +118,6 @@ def expect_same_steps(got: list[Any], expected: list[Any], what: str, call: str,
 
 @prop("PAR-001",
       kind="parallel",
-      helpers=(*_ROLLOUT, rollout_of, expect_same_steps),
       case=rollout_cases(max_tasks=2, min_steps=5, max_steps=9, max_episode=4, witness=True))
 def test_parallel_matches_serial(subject, case: RolloutCase) -> None:
     makers = [t.maker() for t in case.tasks]
@@ -143,9 +137,7 @@ def test_parallel_matches_serial(subject, case: RolloutCase) -> None:
                           "does: same maker, seed, action order and reset points")
 
 
-@prop("PAR-002",
-      helpers=(*_ROLLOUT, rollout_of, expect_same_steps, solo_trajectory),
-      case=rollout_cases(max_steps=10, witness=True))
+@prop("PAR-002", case=rollout_cases(max_steps=10, witness=True))
 def test_serial_task_equals_task_alone(subject, case: RolloutCase) -> None:
     env = subject.serial_env([t.maker() for t in case.tasks])
     try:
@@ -163,7 +155,6 @@ def test_serial_task_equals_task_alone(subject, case: RolloutCase) -> None:
 
 @prop("PAR-003",
       kind="parallel",
-      helpers=(*_ROLLOUT, rollout_of, expect_same_steps, solo_trajectory),
       case=rollout_cases(max_tasks=2, min_steps=5, max_steps=9, max_episode=4, witness=True))
 def test_parallel_task_equals_task_alone(subject, case: RolloutCase) -> None:
     env = subject.parallel_env([t.maker() for t in case.tasks])
@@ -183,9 +174,7 @@ def test_parallel_task_equals_task_alone(subject, case: RolloutCase) -> None:
 # -- PAR-004: partial reset ----------------------------------------------------------------------
 
 
-@prop("PAR-004",
-      helpers=(write_actions, next_root, done_mask, close_env),
-      case=partial_reset_cases())
+@prop("PAR-004", case=partial_reset_cases())
 def test_reset_mask_resets_exactly_masked_tasks(subject, case: PartialResetCase) -> None:
     from reference.tasks import TaskEnv
 
@@ -237,7 +226,7 @@ def test_reset_mask_resets_exactly_masked_tasks(subject, case: PartialResetCase)
 # -- PAR-005: seeding ----------------------------------------------------------------------------
 
 
-@prop("PAR-005", helpers=(*_ROLLOUT, rollout_of, expect_same_steps, tds_equal), case=seed_cases())
+@prop("PAR-005", case=seed_cases())
 def test_set_seed_distinct_and_reproducible(subject, case: SeedCase) -> None:
     makers = [case.task.maker() for _ in range(case.copies)]
     actions = [[a] * case.copies for a in case.actions]
@@ -275,9 +264,7 @@ def test_set_seed_distinct_and_reproducible(subject, case: SeedCase) -> None:
 # -- PAR-006: rollout keys -----------------------------------------------------------------------
 
 
-@prop("PAR-006",
-      helpers=(*_ROLLOUT, rollout_of, solo_trajectory, stack_leaf_keys),
-      case=rollout_cases(min_tasks=2, max_tasks=4, exclusive=True, max_steps=6))
+@prop("PAR-006", case=rollout_cases(min_tasks=2, max_tasks=4, exclusive=True, max_steps=6))
 def test_rollout_keeps_exclusive_keys(subject, case: RolloutCase) -> None:
     n, steps = len(case.tasks), len(case.actions)
     env = subject.serial_env([t.maker() for t in case.tasks])
@@ -311,10 +298,7 @@ def test_rollout_keeps_exclusive_keys(subject, case: RolloutCase) -> None:
 # -- PAR-007: rollout = reset + policy/step ------------------------------------------------------
 
 
-@prop("PAR-007",
-      helpers=(*_ROLLOUT, rollout_of, expect_same_steps, next_root, done_mask,
-                          manual_rollout),
-      case=rollout_cases(max_steps=10, witness=True))
+@prop("PAR-007", case=rollout_cases(max_steps=10, witness=True))
 def test_rollout_equals_manual_loop(subject, case: RolloutCase) -> None:
     makers = [t.maker() for t in case.tasks]
     steps = len(case.actions)
@@ -353,7 +337,6 @@ def test_rollout_equals_manual_loop(subject, case: RolloutCase) -> None:
 # fixed example, first: two layouts, task 0 fails
 @prop("PAR-008",
       kind="parallel",
-      helpers=_FAILURE,
       case=failure_cases("step", max_tasks=2),
       examples=(dict(case=failure_example("step")),))
 def test_worker_step_error_surfaces(subject, case: FailureCase) -> None:
@@ -396,7 +379,6 @@ def test_worker_step_error_surfaces(subject, case: FailureCase) -> None:
 # fixed example, first: two layouts, task 1 fails
 @prop("PAR-009",
       kind="parallel",
-      helpers=_FAILURE,
       case=failure_cases("init", max_tasks=2),
       examples=(dict(case=failure_example("init")),))
 def test_worker_init_error_surfaces(subject, case: FailureCase) -> None:
@@ -433,8 +415,6 @@ def test_worker_init_error_surfaces(subject, case: FailureCase) -> None:
 # fixed example, first: two workers, two layouts
 @prop("PAR-010",
       kind="parallel",
-      helpers=(call_within, child_pids, children_left, close_quietly, describe_exception,
-               shown_exceptions, next_root, write_actions),
       case=rollout_cases(max_tasks=2, max_steps=2),
       examples=(dict(case=rollout_example()),))
 def test_close_is_idempotent(subject, case: RolloutCase) -> None:
@@ -464,8 +444,6 @@ def test_close_is_idempotent(subject, case: RolloutCase) -> None:
 # fixed example, first: episode ends inside the rollout
 @prop("PAR-012",
       kind="parallel",
-      helpers=(next_root, done_mask, manual_rollout, close_env, task_trajectory,
-               expect_same_steps),
       case=random_rollout_cases(),
       examples=(dict(case=random_rollout_example()),))
 def test_random_rollout_equals_rand_action_loop(subject, case: RandomRolloutCase) -> None:
@@ -565,9 +543,6 @@ def replay_against_reference(subject: Any, tasks: list[Any], ops: list[Any]) -> 
         close_env(ref)
 
 
-_PARITY = (write_actions, scripted_policy, next_root, close_env, apply_op, expect_same_outputs)
-
-
 def parity_machine(subject: Any) -> type[RuleBasedStateMachine]:
     """A state machine driving ``subject.serial_env`` and the reference side by side."""
 
@@ -598,7 +573,7 @@ def parity_machine(subject: Any) -> type[RuleBasedStateMachine]:
             """Keep the operations so far as the example the kit's reproducer replays."""
             record.current("PAR-011").example = record.Example(
                 subject, replay_against_reference,
-                {"tasks": list(self.tasks), "ops": list(self.ops)}, _PARITY)
+                {"tasks": list(self.tasks), "ops": list(self.ops)})
 
         def run(self, op: tuple[Any, ...]) -> None:
             self.ops.append(op)
@@ -640,6 +615,6 @@ def parity_machine(subject: Any) -> type[RuleBasedStateMachine]:
     return SerialParity
 
 
-@prop("PAR-011", kind="stateful", helpers=_PARITY)
+@prop("PAR-011", kind="stateful", replay=replay_against_reference)
 def test_serial_env_matches_reference_in_any_sequence(subject) -> None:
     run_state_machine_as_test(parity_machine(subject), settings=current_settings("PAR-011"))

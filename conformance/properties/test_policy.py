@@ -125,11 +125,7 @@ def expect_td_close(observed, expected, what, call, fix=""):
                  call, fix)
 
 
-_HELPERS = (build_policy, build_elements, build_stack, positions, element_at, show,
-            flat_elements, rows_of)
-
-
-@prop("POL-001", helpers=_HELPERS, case=policy_cases())
+@prop("POL-001", case=policy_cases())
 def test_action_in_every_served_element(subject, case: PolicyCase) -> None:
     backbone, heads = build_policy(case)
     policy = subject.sequential(backbone, *[h for h in heads if h is not None],
@@ -150,7 +146,7 @@ def test_action_in_every_served_element(subject, case: PolicyCase) -> None:
                tuple(el.get("action").shape), shape, call)
 
 
-@prop("POL-002", helpers=_HELPERS, case=policy_cases(nested=True))
+@prop("POL-002", case=policy_cases(nested=True))
 def test_action_in_every_innermost_element(subject, case: PolicyCase) -> None:
     backbone, heads = build_policy(case)
     policy = subject.sequential(backbone, *[h for h in heads if h is not None],
@@ -172,7 +168,7 @@ def test_action_in_every_innermost_element(subject, case: PolicyCase) -> None:
                tuple(el.get("action").shape), shape, call)
 
 
-@prop("POL-003", helpers=(*_HELPERS, expect_td_close), case=policy_cases())
+@prop("POL-003", case=policy_cases())
 def test_stacked_equals_alone(subject, case: PolicyCase) -> None:
     backbone, heads = build_policy(case)
     policy = subject.sequential(backbone, *[h for h in heads if h is not None],
@@ -192,7 +188,7 @@ def test_stacked_equals_alone(subject, case: PolicyCase) -> None:
                         "write it back to the same element")
 
 
-@prop("POL-004", helpers=_HELPERS, case=policy_cases(nested=None))
+@prop("POL-004", case=policy_cases(nested=None))
 def test_backbone_runs_once(subject, case: PolicyCase) -> None:
     backbone, heads = build_policy(case)
     calls = []
@@ -207,7 +203,7 @@ def test_backbone_runs_once(subject, case: PolicyCase) -> None:
            "run a module whose in_keys every element holds once on the whole stack")
 
 
-@prop("POL-005", helpers=(build_policy, build_elements), mk=missing_key_cases())
+@prop("POL-005", mk=missing_key_cases())
 def test_strict_missing_key_raises(subject, mk: MissingKeyCase) -> None:
     backbone, heads = build_policy(mk.case)
     td = build_elements(mk.case)[0]
@@ -231,7 +227,7 @@ def test_strict_missing_key_raises(subject, mk: MissingKeyCase) -> None:
          "with partial_tolerant=False, raise KeyError instead of skipping the module")
 
 
-@prop("POL-006", helpers=_HELPERS, case=policy_cases(nested=None))
+@prop("POL-006", case=policy_cases(nested=None))
 def test_head_skips_elements_without_its_keys(subject, case: PolicyCase) -> None:
     backbone, heads = build_policy(case)
     fed = {}  # task -> the rows of observation_<task> its head received
@@ -277,10 +273,7 @@ def test_head_skips_elements_without_its_keys(subject, case: PolicyCase) -> None
                "write no head output into an element that lacks the head's in_keys")
 
 
-@prop("POL-007",
-      helpers=(build_policy, build_elements),
-      case=policy_cases(max_elements=1),
-      partial_tolerant=st.booleans())
+@prop("POL-007", case=policy_cases(max_elements=1), partial_tolerant=st.booleans())
 def test_single_td_equals_modules_in_order(subject, case: PolicyCase,
                                            partial_tolerant: bool) -> None:
     backbone, heads = build_policy(case)
@@ -302,7 +295,7 @@ def test_single_td_equals_modules_in_order(subject, case: PolicyCase,
                         "itself")
 
 
-@prop("POL-008", helpers=_HELPERS, case=policy_cases())
+@prop("POL-008", case=policy_cases())
 def test_writes_into_originals(subject, case: PolicyCase) -> None:
     backbone, heads = build_policy(case)
     policy = subject.sequential(backbone, *[h for h in heads if h is not None],
@@ -321,7 +314,7 @@ def test_writes_into_originals(subject, case: PolicyCase) -> None:
                    "write into the input's elements, not into a copy of the input")
 
 
-@prop("POL-009", helpers=_HELPERS, case=policy_cases(nested=None))
+@prop("POL-009", case=policy_cases(nested=None))
 def test_each_head_runs_once_vectorized(subject, case: PolicyCase) -> None:
     backbone, heads = build_policy(case)
     calls = {}

@@ -118,7 +118,7 @@ def first_difference(a, b):
     return int(rows[0]) if len(rows) else None
 
 
-@prop("SCN-001", helpers=(humanoid_envs, humanoid_resets, expect_entry))
+@prop("SCN-001", )
 def test_humanoid_envs_build(subject) -> None:
     from torchrl.envs import CatTensors, DoubleToFloat
 
@@ -160,7 +160,7 @@ def test_humanoid_envs_build(subject) -> None:
                             f"{call}[{i}]['observation_{task}']", call)
 
 
-@prop("SCN-002", helpers=(humanoid_envs, humanoid_resets))
+@prop("SCN-002", )
 def test_stack_of_resets_indexes_originals(subject) -> None:
     tdreset1, tdreset2 = humanoid_resets()
     call = "lazy_stack([tdreset1, tdreset2], 0)"
@@ -170,8 +170,7 @@ def test_stack_of_resets_indexes_originals(subject) -> None:
                   "keep the stacked tensordicts and return them on indexing (no copy)")
 
 
-@prop("SCN-003", helpers=(humanoid_envs, humanoid_resets, tutorial_policy, expect_entry,
-                          expect_td_close))
+@prop("SCN-003", )
 def test_policy_on_single_and_stacked_resets(subject) -> None:
     policy = tutorial_policy(subject.sequential)
     resets = humanoid_resets()
@@ -197,7 +196,7 @@ def test_policy_on_single_and_stacked_resets(subject) -> None:
                             "an element's result must not depend on the other elements")
 
 
-@prop("SCN-004", helpers=(tutorial_policy, expect_entry, close_env))
+@prop("SCN-004", )
 def test_batched_env_is_multi_task(subject) -> None:
     from tensordict.nn import TensorDictSequential
 
@@ -243,7 +242,7 @@ def test_batched_env_is_multi_task(subject) -> None:
         close_env(env)
 
 
-@prop("SCN-005", helpers=(tutorial_policy, expect_entry, first_difference, close_env))
+@prop("SCN-005", )
 def test_rollout_keeps_exclusive_keys(subject) -> None:
     from tensordict.nn import TensorDictSequential
 
@@ -289,7 +288,7 @@ def test_rollout_keeps_exclusive_keys(subject) -> None:
                "move each step's 'next' exclusive observation to the next step's root")
 
 
-@prop("SCN-006", kind="parallel", helpers=(tutorial_policy, child_pids, close_env))
+@prop("SCN-006", kind="parallel", )
 def test_serial_and_parallel_agree(subject) -> None:
     import multiprocessing.resource_tracker
     import time

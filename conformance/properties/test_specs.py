@@ -141,9 +141,7 @@ def names_key(err: BaseException, key: Any) -> bool:
 # -- properties --------------------------------------------------------------------------------
 
 
-@prop("SPEC-001",
-      helpers=(close_env, task_specs, spec_summary, spec_difference),
-      ts=spec_task_sets())
+@prop("SPEC-001", ts=spec_task_sets())
 def test_observation_spec_per_task(subject, ts: TaskSet) -> None:
     own = [task_specs(t) for t in ts.tasks]
     env = subject.serial_env([t.maker() for t in ts.tasks])
@@ -161,9 +159,7 @@ def test_observation_spec_per_task(subject, ts: TaskSet) -> None:
         close_env(env)
 
 
-@prop("SPEC-002",
-      helpers=(close_env, task_specs, spec_summary, spec_difference),
-      ts=spec_task_sets())
+@prop("SPEC-002", ts=spec_task_sets())
 def test_action_reward_done_specs_per_task(subject, ts: TaskSet) -> None:
     own = [task_specs(t) for t in ts.tasks]
     env = subject.serial_env([t.maker() for t in ts.tasks])
@@ -181,7 +177,7 @@ def test_action_reward_done_specs_per_task(subject, ts: TaskSet) -> None:
         close_env(env)
 
 
-@prop("SPEC-003", helpers=(close_env,), ts=spec_task_sets())
+@prop("SPEC-003", ts=spec_task_sets())
 def test_batch_size_is_number_of_tasks(subject, ts: TaskSet) -> None:
     n = len(ts.tasks)
     env = subject.serial_env([t.maker() for t in ts.tasks])
@@ -195,7 +191,7 @@ def test_batch_size_is_number_of_tasks(subject, ts: TaskSet) -> None:
         close_env(env)
 
 
-@prop("SPEC-004", helpers=(close_env, task_specs, read, set_actions), run=task_runs(steps=1))
+@prop("SPEC-004", run=task_runs(steps=1))
 def test_shared_keys_one_shape_and_dtype(subject, run: TaskRun) -> None:
     n = len(run.tasks)
     own = [task_specs(t) for t in run.tasks]
@@ -237,10 +233,7 @@ def test_shared_keys_one_shape_and_dtype(subject, run: TaskRun) -> None:
         close_env(env)
 
 
-@prop("SPEC-005",
-      helpers=(close_env, names_key, spec_summary, spec_difference, set_actions,
-                           policy_from),
-      case=spec_conflicts())
+@prop("SPEC-005", case=spec_conflicts())
 def test_conflicting_key_refused_or_supported(subject, case: ConflictCase) -> None:
     from reference.tasks import TaskEnv
 
@@ -313,7 +306,7 @@ def test_conflicting_key_refused_or_supported(subject, case: ConflictCase) -> No
                             "stepped alone", f"serial_env(makers).{call}")
 
 
-@prop("SPEC-006", helpers=(close_env,), ts=spec_task_sets(), seed=st.integers(0, 2**16))
+@prop("SPEC-006", ts=spec_task_sets(), seed=st.integers(0, 2**16))
 def test_random_actions_accepted(subject, ts: TaskSet, seed: int) -> None:
     n = len(ts.tasks)
     env = subject.serial_env([t.maker() for t in ts.tasks])
@@ -342,9 +335,7 @@ def test_random_actions_accepted(subject, ts: TaskSet, seed: int) -> None:
         close_env(env)
 
 
-@prop("SPEC-007",
-      helpers=(close_env, task_specs, in_spec, read, spec_summary),
-      ts=spec_task_sets())
+@prop("SPEC-007", ts=spec_task_sets())
 def test_reset_elements_in_own_specs(subject, ts: TaskSet) -> None:
     own = [task_specs(t) for t in ts.tasks]
     env = subject.serial_env([t.maker() for t in ts.tasks])
@@ -361,9 +352,7 @@ def test_reset_elements_in_own_specs(subject, ts: TaskSet) -> None:
         close_env(env)
 
 
-@prop("SPEC-008",
-      helpers=(close_env, task_specs, in_spec, read, set_actions, spec_summary),
-      run=task_runs(steps=2))
+@prop("SPEC-008", run=task_runs(steps=2))
 def test_step_elements_in_own_specs(subject, run: TaskRun) -> None:
     own = [task_specs(t) for t in run.tasks]
     env = subject.serial_env([t.maker() for t in run.tasks])
@@ -388,8 +377,6 @@ def test_step_elements_in_own_specs(subject, run: TaskRun) -> None:
 # fixed example, first: two tasks whose layouts differ
 @prop("SPEC-009",
       kind="parallel",
-      helpers=(close_env, task_specs, spec_summary,
-                                            spec_difference),
       ts=spec_task_sets(min_tasks=2, max_tasks=2),
       examples=(dict(ts=spec_example()),))
 def test_parallel_specs_match_serial(subject, ts: TaskSet) -> None:
