@@ -405,13 +405,6 @@ def missing_key_cases(draw: Any) -> MissingKeyCase:
 # -- SPEC: spec conflicts ---------------------------------------------------------------------
 
 
-class TaskRun(NamedTuple):
-    """A task set and ``actions[t][i]``: task i's action at step t (one row per step)."""
-
-    tasks: list[Any]  # reference.tasks.TaskSpec
-    actions: list[list[Any]]
-
-
 @st.composite
 def spec_task_sets(draw: Any, min_tasks: int = 1, max_tasks: int = 4) -> TaskSet:
     """:func:`task_sets` of 1-4 tasks, three times in four with a nested key exclusive to task 0
@@ -421,10 +414,10 @@ def spec_task_sets(draw: Any, min_tasks: int = 1, max_tasks: int = 4) -> TaskSet
 
 
 @st.composite
-def task_runs(draw: Any, steps: int, min_tasks: int = 1, max_tasks: int = 4) -> TaskRun:
+def task_runs(draw: Any, steps: int, min_tasks: int = 1, max_tasks: int = 4) -> RolloutCase:
     """A :func:`spec_task_sets` task set with ``steps`` rows of scripted actions."""
     ts = draw(spec_task_sets(min_tasks=min_tasks, max_tasks=max_tasks))
-    return TaskRun(ts.tasks, draw(action_sequences(ts, steps)))
+    return RolloutCase(ts.tasks, draw(action_sequences(ts, steps)))
 
 
 CLASH_KEYS = ("clash", ("sub", "clash"), ("agent", "clash"))

@@ -13,23 +13,6 @@ from typing import Any
 from conformance.assertions import snapshot
 
 
-class ScriptedPolicy:
-    """A policy that writes ``actions[t][i]`` into element i at its t-th call (no RNG involved).
-
-    Works on any batched output along dim 0 (a lazy stack's own elements, or ``unbind(0)``).
-    Kept for callers that do not need a reproducer; properties use :func:`scripted_policy`.
-    """
-
-    def __init__(self, actions: list[list[Any]]) -> None:
-        self.actions = actions
-        self.calls = 0
-
-    def __call__(self, td: Any) -> Any:
-        row = self.actions[self.calls]
-        self.calls += 1
-        return write_actions(td, row)
-
-
 def write_actions(td: Any, row: list[Any]) -> Any:
     """Write ``row[i]`` (cloned) as element i's "action" of the batched ``td``, in place; return td.
 

@@ -137,9 +137,10 @@ def test_parallel_matches_serial(subject, case: RolloutCase) -> None:
                           "does: same maker, seed, action order and reset points")
 
 
-@prop("PAR-002", case=rollout_cases(max_steps=10, witness=True))
-def test_serial_task_equals_task_alone(subject, case: RolloutCase) -> None:
-    env = subject.serial_env([t.maker() for t in case.tasks])
+def expect_tasks_as_alone(subject: Any, make: str, case: RolloutCase, fix: str) -> None:
+    """Roll ``getattr(subject, make)(makers)`` out with the case's scripted actions: each task's
+    trajectory must equal that task stepped alone (:func:`solo_trajectory`), step by step."""
+    env = getattr(subject, make)([t.maker() for t in case.tasks])
     try:
         got = rollout_of(env, case.actions)
     finally:
@@ -147,8 +148,13 @@ def test_serial_task_equals_task_alone(subject, case: RolloutCase) -> None:
     for i, task in enumerate(case.tasks):
         alone = solo_trajectory(task, [row[i] for row in case.actions])
         expect_same_steps(task_trajectory(got, i), alone, f"task {i} ({task.name})",
-                          f"serial_env(makers).rollout({len(case.actions)}, policy)[{i}] vs "
-                          f"TaskEnv(tasks[{i}]) stepped alone",
+                          f"{make}(makers).rollout({len(case.actions)}, policy)[{i}] vs "
+                          f"TaskEnv(tasks[{i}]) stepped alone", fix)
+
+
+@prop("PAR-002", case=rollout_cases(max_steps=10, witness=True))
+def test_serial_task_equals_task_alone(subject, case: RolloutCase) -> None:
+    expect_tasks_as_alone(subject, "serial_env", case,
                           "give task i exactly its own maker, actions and resets: no shared RNG, "
                           "no reordering, reset a task only when it is done")
 
@@ -157,16 +163,7 @@ def test_serial_task_equals_task_alone(subject, case: RolloutCase) -> None:
       kind="parallel",
       case=rollout_cases(max_tasks=2, min_steps=5, max_steps=9, max_episode=4, witness=True))
 def test_parallel_task_equals_task_alone(subject, case: RolloutCase) -> None:
-    env = subject.parallel_env([t.maker() for t in case.tasks])
-    try:
-        got = rollout_of(env, case.actions)
-    finally:
-        close_env(env)
-    for i, task in enumerate(case.tasks):
-        alone = solo_trajectory(task, [row[i] for row in case.actions])
-        expect_same_steps(task_trajectory(got, i), alone, f"task {i} ({task.name})",
-                          f"parallel_env(makers).rollout({len(case.actions)}, policy)[{i}] vs "
-                          f"TaskEnv(tasks[{i}]) stepped alone",
+    expect_tasks_as_alone(subject, "parallel_env", case,
                           "route element i's action to worker i and its result back to element "
                           "i; seed each worker's env from its own maker only")
 
@@ -335,9 +332,7 @@ def test_rollout_equals_manual_loop(subject, case: RolloutCase) -> None:
 
 
 # fixed example, first: two layouts, task 0 fails
-@prop("PAR-008",
-      kind="parallel",
-      case=failure_cases("step", max_tasks=2),
+@prop("PAR-008", kind="parallel", case=failure_cases("step", max_tasks=2),
       examples=(dict(case=failure_example("step")),))
 def test_worker_step_error_surfaces(subject, case: FailureCase) -> None:
     k = case.index
@@ -377,9 +372,7 @@ def test_worker_step_error_surfaces(subject, case: FailureCase) -> None:
 
 
 # fixed example, first: two layouts, task 1 fails
-@prop("PAR-009",
-      kind="parallel",
-      case=failure_cases("init", max_tasks=2),
+@prop("PAR-009", kind="parallel", case=failure_cases("init", max_tasks=2),
       examples=(dict(case=failure_example("init")),))
 def test_worker_init_error_surfaces(subject, case: FailureCase) -> None:
     import time
@@ -413,9 +406,7 @@ def test_worker_init_error_surfaces(subject, case: FailureCase) -> None:
 
 
 # fixed example, first: two workers, two layouts
-@prop("PAR-010",
-      kind="parallel",
-      case=rollout_cases(max_tasks=2, max_steps=2),
+@prop("PAR-010", kind="parallel", case=rollout_cases(max_tasks=2, max_steps=2),
       examples=(dict(case=rollout_example()),))
 def test_close_is_idempotent(subject, case: RolloutCase) -> None:
     call = f"parallel_env(makers); reset(); step() x{len(case.actions)}; close(); close()"
@@ -442,9 +433,7 @@ def test_close_is_idempotent(subject, case: RolloutCase) -> None:
 
 
 # fixed example, first: episode ends inside the rollout
-@prop("PAR-012",
-      kind="parallel",
-      case=random_rollout_cases(),
+@prop("PAR-012", kind="parallel", case=random_rollout_cases(),
       examples=(dict(case=random_rollout_example()),))
 def test_random_rollout_equals_rand_action_loop(subject, case: RandomRolloutCase) -> None:
     import torch
