@@ -7,21 +7,30 @@ from __future__ import annotations
 import builtins
 import dis
 import importlib
+import importlib.util
 import inspect
+import json
+import os
 import pkgutil
+import re
+import subprocess
+import sys
 import types
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from conformance import catalogue, repro
 
+ROOT = Path(__file__).resolve().parents[1]
 
-def property_bodies() -> dict[str, Any]:
-    """{property ID: the function its reproducer pastes and calls} over the property modules."""
+
+def property_tests() -> dict[str, Any]:
+    """{property ID: its test} over the property modules (conformance/properties/test_*.py)."""
     import conformance.properties as pkg
 
-    bodies = {}
+    tests = {}
     for info in pkgutil.iter_modules(pkg.__path__):
         if not info.name.startswith("test_"):
             continue
@@ -30,8 +39,13 @@ def property_bodies() -> dict[str, Any]:
             mark = next((m for m in getattr(obj, "pytestmark", []) if m.name == "conformance"),
                         None)
             if mark is not None:
-                bodies[mark.args[0]] = obj.conformance_body
-    return bodies
+                tests[mark.args[0]] = obj
+    return tests
+
+
+def property_bodies() -> dict[str, Any]:
+    """{property ID: the function its reproducer pastes and calls}."""
+    return {pid: test.conformance_body for pid, test in property_tests().items()}
 
 
 def _codes(code: types.CodeType):
@@ -97,27 +111,21 @@ def test_checker_catches_a_missing_helper():
 
 
 def test_needs_pastes_transitively_in_dependency_order():
-    """A helper's own helpers are pasted before it, once each; assertions are not pasted (the
-    reproducer holds them whole); module-level imports come the way the module writes them."""
+    """A helper's own helpers are pasted before it, once each, verbatim; what the reproducer
+    defines already (the assertions, held whole) is not pasted again."""
+    from conformance import assertions
     from conformance.properties import _envs, test_parallel
 
-    found = repro.needs(test_parallel.test_rollout_equals_manual_loop.conformance_body,
-                        {"snapshot": repro_assertion("snapshot"),
-                         "elements": repro_assertion("elements"),
-                         "expect": repro_assertion("expect"),
-                         "expect_td_equal": repro_assertion("expect_td_equal")})
+    defined = {n: getattr(assertions, n)
+               for n in ("snapshot", "elements", "expect", "expect_td_equal")}
+    found = repro.needs(test_parallel.test_rollout_equals_manual_loop.conformance_body, defined)
     names = [src.split("(")[0].split()[-1] for src in found.helpers]
     assert len(names) == len(set(names))
     assert names.index("next_root") < names.index("manual_rollout")
     assert names.index("done_mask") < names.index("manual_rollout")
+    assert {"scripted_policy", "write_actions", "rollout_of", "expect_same_steps"} <= set(names)
     assert "snapshot" not in names and not found.missing
     assert inspect.getsource(_envs.manual_rollout).strip() in found.helpers
-
-
-def repro_assertion(name: str) -> Any:
-    from conformance import assertions
-
-    return getattr(assertions, name)
 
 
 THIRD_PARTY = '''\
@@ -188,3 +196,73 @@ def test_two_helpers_of_one_name_are_refused():
     fake.__module__ = "conformance.properties.fake"
     with pytest.raises(ValueError, match="two objects named 'close_env'"):
         repro.needs(fake, {"close_env": object()})
+
+
+# Per area, mutants that fail in seconds, and the properties (some of those each fails) whose
+# reproducers are run.  The check runs only those properties, at ci: derandomized, the profile
+# whose kills tests/test_kill_matrix.py asserts (at quick a random draw may miss one).
+END_TO_END = {
+    "STK": {"stacking:unbind_copies": ["STK-002"]},
+    "EXC": {"stacking:keys_union": ["EXC-001", "EXC-003"]},
+    "SPEC": {"specs:accepts_conflicts_casting": ["SPEC-005"],
+             "specs:step_reward_scalar": ["SPEC-008"]},
+    "PAR": {"parallel:resets_all": ["PAR-002", "PAR-011"],
+            "parallel:anonymous_errors": ["PAR-008"]},
+    "POL": {"policy:skips_nested": ["POL-002"], "policy:permutes_actions": ["POL-003"]},
+    "SCN": {"scenario:stack_copies": ["SCN-002"],
+            "scenario:policy_zero_fills_stack": ["SCN-003"]},
+}
+SETUP_ERRORS = ("NameError", "UnboundLocalError", "ImportError", "ModuleNotFoundError",
+                "SyntaxError")
+
+
+def _last_exception(text: str) -> str:
+    """The exception type a traceback (or pytest's failure text) ends with."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    match = re.search(r"([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt))\b(?::.*)?$",
+                      lines[-1] if lines else "")
+    return match.group(1).rsplit(".", 1)[-1] if match else ""
+
+
+@pytest.mark.parametrize("area", list(END_TO_END))
+def test_failing_mutant_reproducers_fail_the_same_way(area, tmp_path):
+    """Run an area's mutants (``check --profile ci --area A``), then every reproducer the
+    report holds for a failed property, alone in a fresh interpreter: each exits non-zero with
+    the exception the property failed with (AssertionError, or the subject's own, as EXC-003's
+    KeyError) -- never a NameError or ImportError of a helper or import it lacks."""
+    mutants = END_TO_END[area]
+    tests = property_tests()
+    only = " or ".join(sorted({tests[pid].__name__ for ids in mutants.values() for pid in ids}))
+    if area == "SCN" and importlib.util.find_spec("dm_control") is None:
+        pytest.skip("SCN needs dm_control (the dmcontrol extra)")
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
+    env = {k: v for k, v in env.items() if not k.startswith("PYTEST_") and k != "CI"}
+    report = tmp_path / "report.json"
+    cmd = [sys.executable, "-m", "conformance", "check", "--profile", "ci", "--area", area,
+           "--report", str(report), "--skip-doctor"]
+    for target in mutants:
+        cmd += ["--subject", f"tests.mutants.{target}"]
+    run = subprocess.run([*cmd, "--", "-k", only], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert report.exists(), run.stdout[-3000:] + run.stderr[-3000:]
+    subjects = json.loads(report.read_text())["subjects"]
+    problems = []
+    for target, wanted in mutants.items():
+        from tests import kill_matrix
+
+        cells = subjects[kill_matrix.subject_name(f"tests.mutants.{target}")]["properties"]
+        for pid in wanted:
+            cell = cells.get(pid, {})
+            assert cell.get("outcome") == "failed", (target, pid, cell.get("message", "")[-500:])
+            expected = _last_exception(cell["message"])
+            script = tmp_path / f"repro_{pid}.py"
+            script.write_text(cell["reproducer"])
+            proc = subprocess.run([sys.executable, str(script)], cwd=ROOT, env=env,
+                                  capture_output=True, text=True, timeout=300)
+            got = _last_exception(proc.stderr)
+            if proc.returncode == 0 or got in SETUP_ERRORS or (expected and got != expected):
+                problems.append(f"{target} {pid}: exit {proc.returncode}, raised {got or '?'} "
+                                f"(the property raised {expected or '?'}):\n"
+                                f"{proc.stderr[-1500:]}")
+    assert not problems, "\n\n".join(problems)
