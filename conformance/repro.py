@@ -12,7 +12,9 @@ the reader's module -- a kit function or class is pasted (and what it reads, in 
 or a third-party object imported as that module imports it, a plain constant written out.  It
 cannot see names a helper reaches by other means than a global read: ``getattr(module, name)``,
 ``globals()[name]``, ``eval``, or an attribute of a kit module (``record.current``, imported as
-``from conformance import record``, works only where the kit is installed).
+``from conformance import record``, works only where the kit is installed).  A name it can
+neither paste, import nor write out (an instance of a kit class, say) is named in a comment at
+the reproducer's top; tests/test_repro.py holds every property's reproducer free of those.
 """
 
 from __future__ import annotations
@@ -380,6 +382,8 @@ def build(prop_id: str, statement: str, subject: Any, source_name: str, fn: Any,
     parts = [
         f"# Reproducer: {prop_id} on subject {getattr(subject, 'name', source_name)!r}",
         f"# {statement}",
+        *([f"# NOT DEFINED HERE (the kit could not paste or import them): "
+           f"{', '.join(sorted(set(found.missing)))}"] if found.missing else []),
         "from __future__ import annotations\n\nfrom types import SimpleNamespace\n\n"
         + _import_block([*imports, *found.imports.values()]),
         subject_src,
