@@ -38,6 +38,13 @@ from conformance.strategies import (
 )
 
 
+def expect_no_children_left(before: set[int], what: str, call: str, fix: str) -> None:
+    """No child process started since ``before`` (a :func:`child_pids` result) is still alive
+    after up to 5 s for exiting ones (:func:`children_left`)."""
+    left = children_left(before, grace=5.0)
+    expect(not left, what, left, [], call, fix)
+
+
 # fixed example, first: two layouts, task 0 fails
 @prop("PAR-008", kind="parallel", case=failure_cases("step", max_tasks=2),
       examples=(dict(case=failure_example("step")),))
@@ -71,9 +78,8 @@ def test_worker_step_error_surfaces(subject, case: FailureCase) -> None:
                    describe_exception(value), f"a message or attribute naming task {k} (e.g. "
                    f"'task {k}', 'worker {k}', or .task_index == {k})", call,
                    "say which task's worker failed (its index)")
-        left = children_left(before, grace=5.0)
-        expect(not left, "child processes left after the failure", left, [], call,
-               "on a worker failure, stop (join, then terminate) every worker")
+        expect_no_children_left(before, "child processes left after the failure", call,
+                                "on a worker failure, stop (join, then terminate) every worker")
     finally:
         close_quietly(env)
 
@@ -105,9 +111,8 @@ def test_worker_init_error_surfaces(subject, case: FailureCase) -> None:
         expect(names_task_index(value, k), "the exception", describe_exception(value),
                f"a message or attribute naming task {k} (e.g. 'task {k}', 'worker {k}', or "
                f".task_index == {k})", call, "say which task's maker failed (its index)")
-        left = children_left(before, grace=5.0)
-        expect(not left, "child processes left after the failure", left, [], call,
-               "stop the workers already started when one fails to build its env")
+        expect_no_children_left(before, "child processes left after the failure", call,
+                                "stop the workers already started when one fails to build its env")
     finally:
         close_quietly(env)
 
@@ -129,8 +134,8 @@ def test_close_is_idempotent(subject, case: RolloutCase) -> None:
             shown = describe_exception(value) if outcome == "raised" else outcome
             expect(outcome == "ok", f"the {n} close()", shown, "ok", call,
                    "make close() a no-op on a closed env")
-        left = children_left(before, grace=5.0)
-        expect(not left, "child processes left after close()", left, [], call,
-               "join every worker in close(); terminate, then kill, the ones that do not exit")
+        expect_no_children_left(before, "child processes left after close()", call,
+                                "join every worker in close(); terminate, then kill, the ones that "
+                                "do not exit")
     finally:
         close_quietly(env)
