@@ -48,12 +48,18 @@ def leaf_keys(td: Any) -> set[tuple[str, ...]]:
     return {key_tuple(k) for k in td.keys(include_nested=True, leaves_only=True)}
 
 
-def tensors_equal(a: Any, b: Any) -> bool:
-    """Bitwise equality: same dtype, same shape, same values (NaNs at the same places match)."""
+def tensors_equal(a: Any, b: Any, rtol: float = 0.0, atol: float = 0.0) -> bool:
+    """Bitwise equality: same dtype, same shape, same values (NaNs at the same places match).
+
+    With ``rtol`` / ``atol``, floating values may differ by up to ``atol + rtol * |b|``
+    (``torch.allclose``); dtype and shape must still match and other dtypes be equal bitwise.
+    """
     if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)):
         return False
     if a.dtype != b.dtype or a.shape != b.shape:
         return False
+    if a.is_floating_point() and (rtol or atol):
+        return bool(torch.allclose(a, b, rtol=rtol, atol=atol, equal_nan=True))
     if a.is_floating_point():
         both_nan = torch.isnan(a) & torch.isnan(b)
         return bool(torch.equal(torch.where(both_nan, 0, a), torch.where(both_nan, 0, b)))
@@ -76,9 +82,11 @@ def expect_tensor_equal(a: Any, b: Any, what: str, call: str, fix: str = "") -> 
 
 
 def expect_td_equal(
-    observed: Any, expected: Any, what: str, call: str, keys: Any = None, fix: str = ""
+    observed: Any, expected: Any, what: str, call: str, keys: Any = None, fix: str = "",
+    rtol: float = 0.0, atol: float = 0.0,
 ) -> None:
-    """Bitwise equality of two tensordicts' leaves (``keys`` restricts the comparison)."""
+    """Bitwise equality of two tensordicts' leaves (``keys`` restricts the comparison); with
+    ``rtol`` / ``atol``, floating leaves equal within that tolerance (:func:`tensors_equal`)."""
     __tracebackhide__ = True
     obs_keys = leaf_keys(observed)
     exp_keys = leaf_keys(expected)
@@ -90,7 +98,7 @@ def expect_td_equal(
         fail(f"{what}: key sets differ", sorted(obs_keys), sorted(exp_keys), call, fix)
     for key in sorted(wanted):
         a, b = observed.get(key), expected.get(key)
-        if not tensors_equal(a, b):
+        if not tensors_equal(a, b, rtol, atol):
             fail(f"{what}: values of {key!r} differ", describe_tensor(a), describe_tensor(b),
                  call, fix)
 

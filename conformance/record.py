@@ -15,7 +15,9 @@ from typing import Any
 
 @dataclass
 class Example:
-    """One example a property ran: ``fn(subject, **inputs)``; ``helpers`` are pasted with it."""
+    """One example a property ran: ``fn(subject, **inputs)``.  The reproducer pastes what ``fn``
+    calls (:func:`conformance.repro.needs`); ``helpers``: more functions to paste, rarely
+    needed."""
 
     subject: Any
     fn: Callable[..., Any]

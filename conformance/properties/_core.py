@@ -18,8 +18,8 @@ class FindingsOnly(BaseException):
     findings (a BaseException: hypothesis lets it through instead of shrinking it)."""
 
 
-def _recorder(call: record.Call, body: Callable[..., Any], helpers: tuple[Any, ...],
-              generated: bool) -> Callable[..., Any]:
+def _recorder(call: record.Call, body: Callable[..., Any], helpers: tuple[Any, ...] = (),
+              generated: bool = True) -> Callable[..., Any]:
     """``body``, recording each example it runs on ``call`` (a copy: the body may mutate). A
     failure that matches a declared finding is a hit: hypothesis goes on as if the example were
     rejected (``generated``), until hits outnumber twice the example budget."""
@@ -63,15 +63,19 @@ def current_settings(prop_id: str) -> Any:
 
 
 def prop(prop_id: str, kind: str = "default", helpers: tuple[Any, ...] = (),
-         examples: tuple[dict[str, Any], ...] = (), **strategies: Any) -> Callable[..., Any]:
+         examples: tuple[dict[str, Any], ...] = (), replay: Callable[..., Any] | None = None,
+         **strategies: Any) -> Callable[..., Any]:
     """Mark ``body(subject, **drawn)`` as conformance property ``prop_id``.
 
     ``strategies`` are hypothesis strategies for the body's other arguments and ``examples``
     its fixed examples (run first, in order); ``kind`` is ``default``, ``parallel`` or
     ``stateful``. The hypothesis test is built for each run with the settings the profile gives
     this property on this subject (:func:`conformance.profiles.hypothesis_settings`), and each
-    example is recorded so a failure comes with a standalone reproducer (``helpers`` are
-    functions pasted into it). The docstring becomes the catalogue statement.
+    example is recorded so a failure comes with a standalone reproducer: the body's source and
+    what it calls, found by :func:`conformance.repro.needs` (``helpers``, rarely needed: more
+    functions to paste).  A stateful property records its own examples of ``replay(subject,
+    **inputs)``, the function its reproducer calls.  The docstring becomes the catalogue
+    statement; the test keeps the function its reproducer pastes as ``conformance_body``.
     """
     from hypothesis import example, given, seed, settings
     from hypothesis.errors import Unsatisfiable
@@ -108,6 +112,7 @@ def prop(prop_id: str, kind: str = "default", helpers: tuple[Any, ...] = (),
         del property_test.__wrapped__  # pytest reads the signature below, not the body's
         property_test.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         property_test.__doc__ = entry.statement
+        property_test.conformance_body = replay or body  # type: ignore[attr-defined]
         return pytest.mark.conformance(prop_id)(property_test)  # type: ignore[no-any-return]
 
     return decorate

@@ -1,10 +1,9 @@
 """Helpers that drive batched envs for the SPEC / PAR / SCN properties.
 
 Each helper needs only the standard library, torch, tensordict, torchrl (``reference.tasks`` for
-the solo task envs) and the env under test, and imports what it uses inside its body, so its
-source can be pasted into a reproducer (pass it as ``prop(..., helpers=(...))``); it may also use
-:mod:`conformance.assertions`, which every reproducer holds.  Classes cannot be pasted: the
-reproducer copies functions only, so new helpers are functions or closures.
+the solo task envs) and the env under test, and imports what it uses inside its body: a
+reproducer pastes the source of every helper its property calls (found by
+:func:`conformance.repro.needs`), next to :mod:`conformance.assertions`, which it holds whole.
 
 The process helpers :func:`call_within`, :func:`child_pids` and :func:`children_left` live in
 :mod:`conformance.hygiene` (``child_pids`` needs psutil) and are re-exported here.
@@ -16,23 +15,6 @@ from typing import Any
 
 from conformance.assertions import snapshot
 from conformance.hygiene import call_within, child_pids, children_left  # noqa: F401  (re-exported)
-
-
-class ScriptedPolicy:
-    """A policy that writes ``actions[t][i]`` into element i at its t-th call (no RNG involved).
-
-    Works on any batched output along dim 0 (a lazy stack's own elements, or ``unbind(0)``).
-    Kept for callers that do not need a reproducer; properties use :func:`scripted_policy`.
-    """
-
-    def __init__(self, actions: list[list[Any]]) -> None:
-        self.actions = actions
-        self.calls = 0
-
-    def __call__(self, td: Any) -> Any:
-        row = self.actions[self.calls]
-        self.calls += 1
-        return write_actions(td, row)
 
 
 def write_actions(td: Any, row: list[Any]) -> Any:

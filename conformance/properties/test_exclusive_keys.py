@@ -45,7 +45,7 @@ def read_outcome(td, key, form, default):
         return ("raised", type(exc))
 
 
-@prop("EXC-001", helpers=(all_keys,), case=stack_cases(exclusive=True))
+@prop("EXC-001", case=stack_cases(exclusive=True))
 def test_keys_are_the_intersection(subject, case: StackCase) -> None:
     stack = subject.lazy_stack(case.tds, case.dim)
     call = f"lazy_stack(tds, dim={case.dim}).keys(...)"
@@ -116,7 +116,7 @@ def test_nested_stack_keeps_exclusive_keys(subject, case: NestedStackCase) -> No
                             fix=_KEEP)
 
 
-@prop("EXC-005", helpers=(all_keys, read_outcome), case=stack_cases(exclusive=True))
+@prop("EXC-005", case=stack_cases(exclusive=True))
 def test_reading_a_non_shared_key_fails_like_a_missing_key(subject, case: StackCase) -> None:
     stack = subject.lazy_stack(case.tds, case.dim)
     partial = set.union(*(all_keys(td) for td in case.tds)) - set.intersection(
@@ -187,7 +187,7 @@ def test_key_set_on_one_element_stays_there(subject, case: StackCase, nested: bo
                             f"tds[{j}].get({keys[j]!r})", call)
 
 
-@prop("EXC-008", helpers=(all_keys,), case=stack_cases(exclusive=True))
+@prop("EXC-008", case=stack_cases(exclusive=True))
 def test_membership_agrees_with_keys(subject, case: StackCase) -> None:
     stack = subject.lazy_stack(case.tds, case.dim)
     call = f"lazy_stack(tds, dim={case.dim})"

@@ -4,16 +4,7 @@ Actions are scripted (:func:`_envs.scripted_policy`), never drawn from the globa
 subjects, or a subject and a task env stepped alone, can be compared bitwise.  Everything a subject
 returns is copied (``snapshot``) before it is compared.
 
-Worker failures (PAR-008 / PAR-009) are judged by one criterion, :func:`_envs.names_task_index`:
-the exception, or one Python shows with it, has an int ``task_index`` / ``worker_index`` /
-``env_index`` / ``index`` attribute equal to the failing task's index, or its message says
-"task k", "worker k", "env k" or "index k" (also "#k", "[k]", ":k", "=k").  Each call that could
-hang runs under :func:`_envs.call_within`, so a hanging subject fails the property after 30 s
-instead of hanging the run.  PAR-008 times the failing step() call; PAR-009 times construction
-plus the first reset() (a lazily started env builds its workers there), worker start-up
-included.  "No child process" is checked after the failure and before close() (a failed env
-must stop its workers itself), allowing 5 s for exiting children; multiprocessing's resource
-tracker and forkserver are not the env's children (:func:`_envs.child_pids`).
+Worker failures and shutdown (PAR-008..010) are in :mod:`.test_workers`.
 
 PAR-011 is a ``hypothesis.stateful`` machine.  Hypothesis prints its steps on failure; the kit's
 reproducer replays the same operations without hypothesis (:func:`replay_against_reference`).
@@ -44,44 +35,29 @@ from conformance.assertions import (
 )
 from conformance.properties._core import current_settings, known_failure, prop
 from conformance.properties._envs import (
-    call_within,
-    child_pids,
-    children_left,
     close_env,
-    close_quietly,
-    describe_exception,
     done_mask,
     manual_rollout,
-    names_task_index,
     next_root,
     scripted_policy,
-    shown_exceptions,
     solo_trajectory,
     task_trajectory,
     write_actions,
 )
 from conformance.strategies import (
-    FailureCase,
     PartialResetCase,
     RandomRolloutCase,
     RolloutCase,
     SeedCase,
-    failure_cases,
-    failure_example,
     partial_reset_cases,
     random_rollout_cases,
     random_rollout_example,
     reset_masks,
     rollout_cases,
-    rollout_example,
     scripted_actions,
     seed_cases,
     witnessed_task_sets,
 )
-
-_ROLLOUT = (scripted_policy, write_actions, task_trajectory, close_env)
-_FAILURE = (call_within, child_pids, children_left, close_quietly, names_task_index,
-            shown_exceptions, describe_exception, next_root, write_actions)
 
 
 def tds_equal(a: Any, b: Any) -> bool:
@@ -124,7 +100,6 @@ def expect_same_steps(got: list[Any], expected: list[Any], what: str, call: str,
 
 @prop("PAR-001",
       kind="parallel",
-      helpers=(*_ROLLOUT, rollout_of, expect_same_steps),
       case=rollout_cases(max_tasks=2, min_steps=5, max_steps=9, max_episode=4, witness=True))
 def test_parallel_matches_serial(subject, case: RolloutCase) -> None:
     makers = [t.maker() for t in case.tasks]
@@ -144,11 +119,10 @@ def test_parallel_matches_serial(subject, case: RolloutCase) -> None:
                           "does: same maker, seed, action order and reset points")
 
 
-@prop("PAR-002",
-      helpers=(*_ROLLOUT, rollout_of, expect_same_steps, solo_trajectory),
-      case=rollout_cases(max_steps=10, witness=True))
-def test_serial_task_equals_task_alone(subject, case: RolloutCase) -> None:
-    env = subject.serial_env([t.maker() for t in case.tasks])
+def expect_tasks_as_alone(subject: Any, make: str, case: RolloutCase, fix: str) -> None:
+    """Roll ``getattr(subject, make)(makers)`` out with the case's scripted actions: each task's
+    trajectory must equal that task stepped alone (:func:`solo_trajectory`), step by step."""
+    env = getattr(subject, make)([t.maker() for t in case.tasks])
     try:
         got = rollout_of(env, case.actions)
     finally:
@@ -156,27 +130,22 @@ def test_serial_task_equals_task_alone(subject, case: RolloutCase) -> None:
     for i, task in enumerate(case.tasks):
         alone = solo_trajectory(task, [row[i] for row in case.actions])
         expect_same_steps(task_trajectory(got, i), alone, f"task {i} ({task.name})",
-                          f"serial_env(makers).rollout({len(case.actions)}, policy)[{i}] vs "
-                          f"TaskEnv(tasks[{i}]) stepped alone",
+                          f"{make}(makers).rollout({len(case.actions)}, policy)[{i}] vs "
+                          f"TaskEnv(tasks[{i}]) stepped alone", fix)
+
+
+@prop("PAR-002", case=rollout_cases(max_steps=10, witness=True))
+def test_serial_task_equals_task_alone(subject, case: RolloutCase) -> None:
+    expect_tasks_as_alone(subject, "serial_env", case,
                           "give task i exactly its own maker, actions and resets: no shared RNG, "
                           "no reordering, reset a task only when it is done")
 
 
 @prop("PAR-003",
       kind="parallel",
-      helpers=(*_ROLLOUT, rollout_of, expect_same_steps, solo_trajectory),
       case=rollout_cases(max_tasks=2, min_steps=5, max_steps=9, max_episode=4, witness=True))
 def test_parallel_task_equals_task_alone(subject, case: RolloutCase) -> None:
-    env = subject.parallel_env([t.maker() for t in case.tasks])
-    try:
-        got = rollout_of(env, case.actions)
-    finally:
-        close_env(env)
-    for i, task in enumerate(case.tasks):
-        alone = solo_trajectory(task, [row[i] for row in case.actions])
-        expect_same_steps(task_trajectory(got, i), alone, f"task {i} ({task.name})",
-                          f"parallel_env(makers).rollout({len(case.actions)}, policy)[{i}] vs "
-                          f"TaskEnv(tasks[{i}]) stepped alone",
+    expect_tasks_as_alone(subject, "parallel_env", case,
                           "route element i's action to worker i and its result back to element "
                           "i; seed each worker's env from its own maker only")
 
@@ -184,9 +153,7 @@ def test_parallel_task_equals_task_alone(subject, case: RolloutCase) -> None:
 # -- PAR-004: partial reset ----------------------------------------------------------------------
 
 
-@prop("PAR-004",
-      helpers=(write_actions, next_root, done_mask, close_env),
-      case=partial_reset_cases())
+@prop("PAR-004", case=partial_reset_cases())
 def test_reset_mask_resets_exactly_masked_tasks(subject, case: PartialResetCase) -> None:
     from reference.tasks import TaskEnv
 
@@ -238,7 +205,7 @@ def test_reset_mask_resets_exactly_masked_tasks(subject, case: PartialResetCase)
 # -- PAR-005: seeding ----------------------------------------------------------------------------
 
 
-@prop("PAR-005", helpers=(*_ROLLOUT, rollout_of, expect_same_steps, tds_equal), case=seed_cases())
+@prop("PAR-005", case=seed_cases())
 def test_set_seed_distinct_and_reproducible(subject, case: SeedCase) -> None:
     makers = [case.task.maker() for _ in range(case.copies)]
     actions = [[a] * case.copies for a in case.actions]
@@ -276,9 +243,7 @@ def test_set_seed_distinct_and_reproducible(subject, case: SeedCase) -> None:
 # -- PAR-006: rollout keys -----------------------------------------------------------------------
 
 
-@prop("PAR-006",
-      helpers=(*_ROLLOUT, rollout_of, solo_trajectory, stack_leaf_keys),
-      case=rollout_cases(min_tasks=2, max_tasks=4, exclusive=True, max_steps=6))
+@prop("PAR-006", case=rollout_cases(min_tasks=2, max_tasks=4, exclusive=True, max_steps=6))
 def test_rollout_keeps_exclusive_keys(subject, case: RolloutCase) -> None:
     n, steps = len(case.tasks), len(case.actions)
     env = subject.serial_env([t.maker() for t in case.tasks])
@@ -312,10 +277,7 @@ def test_rollout_keeps_exclusive_keys(subject, case: RolloutCase) -> None:
 # -- PAR-007: rollout = reset + policy/step ------------------------------------------------------
 
 
-@prop("PAR-007",
-      helpers=(*_ROLLOUT, rollout_of, expect_same_steps, next_root, done_mask,
-                          manual_rollout),
-      case=rollout_cases(max_steps=10, witness=True))
+@prop("PAR-007", case=rollout_cases(max_steps=10, witness=True))
 def test_rollout_equals_manual_loop(subject, case: RolloutCase) -> None:
     makers = [t.maker() for t in case.tasks]
     steps = len(case.actions)
@@ -348,126 +310,11 @@ def test_rollout_equals_manual_loop(subject, case: RolloutCase) -> None:
                           "stopping after the first step where a task is done", fix)
 
 
-# -- PAR-008..010: failures and shutdown ---------------------------------------------------------
-
-
-# fixed example, first: two layouts, task 0 fails
-@prop("PAR-008",
-      kind="parallel",
-      helpers=_FAILURE,
-      case=failure_cases("step", max_tasks=2),
-      examples=(dict(case=failure_example("step")),))
-def test_worker_step_error_surfaces(subject, case: FailureCase) -> None:
-    k = case.index
-    at = case.tasks[k].raise_at_step
-    call = f"parallel_env(makers): reset(), then step() x{at}; task {k} raises at step {at}"
-    before = child_pids()
-    env = None
-    try:
-        makers = [t.maker() for t in case.tasks]
-        outcome, value, secs = call_within(60.0, subject.parallel_env, makers)
-        expect(outcome == "ok", "building the env", f"{outcome} after {secs:.1f} s", "ok", call)
-        env = value
-        outcome, root, secs = call_within(60.0, env.reset)
-        expect(outcome == "ok", "reset()", f"{outcome} after {secs:.1f} s", "ok", call)
-        for t, row in enumerate(case.actions, 1):
-            outcome, value, secs = call_within(30.0, env.step, write_actions(root.clone(), row))
-            if t < at:
-                expect(outcome == "ok", f"step {t} (before the failing one)", outcome, "ok", call)
-                root = next_root(value)
-                continue
-            expect(outcome != "hung", f"step {t}", f"still running after {secs:.1f} s",
-                   "an exception within 30 s", call,
-                   "wait on workers with a deadline and check they are alive")
-            expect(outcome == "raised", f"step {t}", "returned normally", "an exception", call,
-                   "re-raise a worker's exception in the parent; never return stale data")
-            expect(secs <= 30.0, f"step {t}: time until the exception", f"{secs:.1f} s",
-                   "<= 30 s", call)
-            expect(names_task_index(value, k), f"step {t}: the exception",
-                   describe_exception(value), f"a message or attribute naming task {k} (e.g. "
-                   f"'task {k}', 'worker {k}', or .task_index == {k})", call,
-                   "say which task's worker failed (its index)")
-        left = children_left(before, grace=5.0)
-        expect(not left, "child processes left after the failure", left, [], call,
-               "on a worker failure, stop (join, then terminate) every worker")
-    finally:
-        close_quietly(env)
-
-
-# fixed example, first: two layouts, task 1 fails
-@prop("PAR-009",
-      kind="parallel",
-      helpers=_FAILURE,
-      case=failure_cases("init", max_tasks=2),
-      examples=(dict(case=failure_example("init")),))
-def test_worker_init_error_surfaces(subject, case: FailureCase) -> None:
-    import time
-
-    k = case.index
-    call = f"parallel_env(makers), then reset() (a lazy env starts there); task {k}'s maker raises"
-    before = child_pids()
-    env = None
-    start = time.monotonic()
-    try:
-        outcome, value, secs = call_within(30.0, subject.parallel_env,
-                                           [t.maker() for t in case.tasks])
-        if outcome == "ok":
-            env = value
-            outcome, value, secs = call_within(max(0.1, 30.0 - secs), env.reset)
-        elapsed = time.monotonic() - start
-        expect(outcome != "hung", "building / first reset", f"still running after "
-               f"{elapsed:.1f} s", "an exception within 30 s", call,
-               "wait on workers with a deadline and check they are alive")
-        expect(outcome == "raised", "building / first reset", "returned normally",
-               "an exception", call, "send a worker's construction error back to the parent")
-        expect(elapsed <= 30.0, "time until the exception", f"{elapsed:.1f} s", "<= 30 s", call)
-        expect(names_task_index(value, k), "the exception", describe_exception(value),
-               f"a message or attribute naming task {k} (e.g. 'task {k}', 'worker {k}', or "
-               f".task_index == {k})", call, "say which task's maker failed (its index)")
-        left = children_left(before, grace=5.0)
-        expect(not left, "child processes left after the failure", left, [], call,
-               "stop the workers already started when one fails to build its env")
-    finally:
-        close_quietly(env)
-
-
-# fixed example, first: two workers, two layouts
-@prop("PAR-010",
-      kind="parallel",
-      helpers=(call_within, child_pids, children_left, close_quietly, describe_exception,
-               shown_exceptions, next_root, write_actions),
-      case=rollout_cases(max_tasks=2, max_steps=2),
-      examples=(dict(case=rollout_example()),))
-def test_close_is_idempotent(subject, case: RolloutCase) -> None:
-    call = f"parallel_env(makers); reset(); step() x{len(case.actions)}; close(); close()"
-    before = child_pids()
-    env = None
-    try:
-        env = subject.parallel_env([t.maker() for t in case.tasks])
-        root = env.reset()
-        for row in case.actions:
-            root = next_root(env.step(write_actions(root.clone(), row)))
-        for n in ("first", "second"):
-            outcome, value, _ = call_within(30.0, env.close)
-            shown = describe_exception(value) if outcome == "raised" else outcome
-            expect(outcome == "ok", f"the {n} close()", shown, "ok", call,
-                   "make close() a no-op on a closed env")
-        left = children_left(before, grace=5.0)
-        expect(not left, "child processes left after close()", left, [], call,
-               "join every worker in close(); terminate, then kill, the ones that do not exit")
-    finally:
-        close_quietly(env)
-
-
 # -- PAR-012: rollout without a policy --------------------------------------------------------
 
 
 # fixed example, first: episode ends inside the rollout
-@prop("PAR-012",
-      kind="parallel",
-      helpers=(next_root, done_mask, manual_rollout, close_env, task_trajectory,
-               expect_same_steps),
-      case=random_rollout_cases(),
+@prop("PAR-012", kind="parallel", case=random_rollout_cases(),
       examples=(dict(case=random_rollout_example()),))
 def test_random_rollout_equals_rand_action_loop(subject, case: RandomRolloutCase) -> None:
     import torch
@@ -566,9 +413,6 @@ def replay_against_reference(subject: Any, tasks: list[Any], ops: list[Any]) -> 
         close_env(ref)
 
 
-_PARITY = (write_actions, scripted_policy, next_root, close_env, apply_op, expect_same_outputs)
-
-
 def parity_machine(subject: Any) -> type[RuleBasedStateMachine]:
     """A state machine driving ``subject.serial_env`` and the reference side by side."""
 
@@ -599,7 +443,7 @@ def parity_machine(subject: Any) -> type[RuleBasedStateMachine]:
             """Keep the operations so far as the example the kit's reproducer replays."""
             record.current("PAR-011").example = record.Example(
                 subject, replay_against_reference,
-                {"tasks": list(self.tasks), "ops": list(self.ops)}, _PARITY)
+                {"tasks": list(self.tasks), "ops": list(self.ops)})
 
         def run(self, op: tuple[Any, ...]) -> None:
             self.ops.append(op)
@@ -646,6 +490,6 @@ def parity_machine(subject: Any) -> type[RuleBasedStateMachine]:
     return SerialParity
 
 
-@prop("PAR-011", kind="stateful", helpers=_PARITY)
+@prop("PAR-011", kind="stateful", replay=replay_against_reference)
 def test_serial_env_matches_reference_in_any_sequence(subject) -> None:
     run_state_machine_as_test(parity_machine(subject), settings=current_settings("PAR-011"))

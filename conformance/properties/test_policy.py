@@ -13,7 +13,6 @@ import torch
 from hypothesis import strategies as st
 
 from conformance.assertions import (
-    describe_tensor,
     expect,
     expect_is,
     expect_td_equal,
@@ -108,91 +107,73 @@ def rows_of(case):
     return n
 
 
-def expect_td_close(observed, expected, what, call, fix=""):
-    """Same leaf keys, dtypes and shapes; floating leaves equal within float32 tolerance (as
-    torch.testing.assert_close), the others bitwise."""
-    __tracebackhide__ = True
-    if leaf_keys(observed) != leaf_keys(expected):
-        fail(f"{what}: key sets differ", sorted(leaf_keys(observed)), sorted(leaf_keys(expected)),
-             call, fix)
-    for key in sorted(leaf_keys(expected)):
-        a, b = observed.get(key), expected.get(key)
-        same = a.dtype == b.dtype and a.shape == b.shape and (
-            torch.allclose(a, b, rtol=1.3e-6, atol=1e-5) if a.is_floating_point()
-            else bool(torch.equal(a, b)))
-        if not same:
-            fail(f"{what}: values of {key!r} differ", describe_tensor(a), describe_tensor(b),
-                 call, fix)
+def partial_tolerant(subject, case):
+    """The case's modules (:func:`build_policy`) and ``subject.sequential`` of the backbone and
+    the heads there are, partial-tolerant: ``(policy, backbone, heads)``."""
+    backbone, heads = build_policy(case)
+    policy = subject.sequential(backbone, *[h for h in heads if h is not None],
+                                partial_tolerant=True)
+    return policy, backbone, heads
 
 
-_HELPERS = (build_policy, build_elements, build_stack, positions, element_at, show,
-            flat_elements, rows_of)
+def expect_action_in_served_elements(subject, case, stack, what, expected, fix):
+    """Run ``sequential(backbone, *heads)`` on the case's stack: every element whose task has a
+    head must come out holding an "action" of shape ``(*batch, action)``.  ``stack`` (the stack
+    as the call shows it), ``what``, ``expected`` and ``fix`` are templates of ``{task}``,
+    ``{index}`` (as :func:`show` writes it) and ``{dim}``."""
+    policy, _, heads = partial_tolerant(subject, case)
+    out = policy(build_stack(subject.lazy_stack, case, build_elements(case)))
+    for task, index in positions(case):
+        if heads[task] is None:
+            continue
+        el = element_at(out, index)
+        text = {"task": task, "index": show(index), "dim": case.dim}
+        call = (f"out = policy({stack.format(**text)}) with policy = sequential(backbone, *heads); "
+                f"out{show(index)}")
+        expect("action" in el.keys(), what.format(**text), sorted(leaf_keys(el)),
+               expected.format(**text), call, fix.format(**text))
+        shape = (*case.batch, case.action)
+        expect(tuple(el.get("action").shape) == shape, f"shape of 'action' at {show(index)}",
+               tuple(el.get("action").shape), shape, call)
 
 
-@prop("POL-001", helpers=_HELPERS, case=policy_cases())
+@prop("POL-001", case=policy_cases())
 def test_action_in_every_served_element(subject, case: PolicyCase) -> None:
-    backbone, heads = build_policy(case)
-    policy = subject.sequential(backbone, *[h for h in heads if h is not None],
-                                partial_tolerant=True)
-    out = policy(build_stack(subject.lazy_stack, case, build_elements(case)))
-    for task, index in positions(case):
-        if heads[task] is None:
-            continue
-        el = element_at(out, index)
-        call = (f"out = policy(lazy_stack(tds, dim={case.dim})) with policy = sequential(backbone, "
-                f"*heads); out{show(index)}")
-        expect("action" in el.keys(), f"'action' in element {show(index)} (task {task})",
-               sorted(leaf_keys(el)), f"its keys plus 'action' (head of task {task} applies)",
-               call, f"run each head on every element that holds its in_keys "
-                     f"(observation_{task}, hidden), not only when all elements do")
-        shape = (*case.batch, case.action)
-        expect(tuple(el.get("action").shape) == shape, f"shape of 'action' at {show(index)}",
-               tuple(el.get("action").shape), shape, call)
+    fix = ("run each head on every element that holds its in_keys (observation_{task}, hidden), "
+           "not only when all elements do")
+    expect_action_in_served_elements(subject, case, "lazy_stack(tds, dim={dim})",
+                                     "'action' in element {index} (task {task})",
+                                     "its keys plus 'action' (head of task {task} applies)", fix)
 
 
-@prop("POL-002", helpers=_HELPERS, case=policy_cases(nested=True))
+@prop("POL-002", case=policy_cases(nested=True))
 def test_action_in_every_innermost_element(subject, case: PolicyCase) -> None:
-    backbone, heads = build_policy(case)
-    policy = subject.sequential(backbone, *[h for h in heads if h is not None],
-                                partial_tolerant=True)
-    out = policy(build_stack(subject.lazy_stack, case, build_elements(case)))
-    for task, index in positions(case):
-        if heads[task] is None:
-            continue
-        el = element_at(out, index)
-        call = (f"out = policy(lazy_stack([lazy_stack(row, 0) for row in rows], dim={case.dim})) "
-                f"with policy = sequential(backbone, *heads); out{show(index)}")
-        expect("action" in el.keys(), f"'action' in innermost element out{show(index)} "
-               f"(task {task})",
-               sorted(leaf_keys(el)), "its keys plus 'action'", call,
-               "descend into nested lazy stacks: a stack's element may itself be a lazy stack "
-               "whose elements hold the head's keys")
-        shape = (*case.batch, case.action)
-        expect(tuple(el.get("action").shape) == shape, f"shape of 'action' at {show(index)}",
-               tuple(el.get("action").shape), shape, call)
+    expect_action_in_served_elements(
+        subject, case, "lazy_stack([lazy_stack(row, 0) for row in rows], dim={dim})",
+        "'action' in innermost element out{index} (task {task})", "its keys plus 'action'",
+        "descend into nested lazy stacks: a stack's element may itself be a lazy stack whose "
+        "elements hold the head's keys")
 
 
-@prop("POL-003", helpers=(*_HELPERS, expect_td_close), case=policy_cases())
+@prop("POL-003", case=policy_cases())
 def test_stacked_equals_alone(subject, case: PolicyCase) -> None:
-    backbone, heads = build_policy(case)
-    policy = subject.sequential(backbone, *[h for h in heads if h is not None],
-                                partial_tolerant=True)
+    policy, _, _ = partial_tolerant(subject, case)
     tds = build_elements(case)
     alone = [snapshot(policy(td.clone())) for td in tds]
     out = snapshot(policy(build_stack(subject.lazy_stack, case, tds)))
     for (task, index), expected in zip(positions(case), alone, strict=True):
         # Tolerance, not bitwise: a batched matmul over the stacked elements may sum in another
         # order (BLAS blocking) than the same matmul on one element; values, keys, shapes and
-        # dtypes must still agree.
-        expect_td_close(element_at(out, index), expected,
+        # dtypes must still agree (float32 tolerance, as torch.testing.assert_close).
+        expect_td_equal(element_at(out, index), expected,
                         f"out{show(index)} (task {task}) vs. policy(that element alone)",
                         f"policy(lazy_stack(tds, dim={case.dim})) vs. "
                         f"policy(tds[{index[-1]}].clone()), policy = sequential(backbone, *heads)",
-                        "compute each element's output from that element's inputs only, and "
-                        "write it back to the same element")
+                        fix="compute each element's output from that element's inputs only, and "
+                            "write it back to the same element", rtol=1.3e-6, atol=1e-5)
 
 
-@prop("POL-004", helpers=_HELPERS, case=policy_cases(nested=None))
+@prop("POL-004", case=policy_cases(nested=None))
 def test_backbone_runs_once(subject, case: PolicyCase) -> None:
     backbone, heads = build_policy(case)
     calls = []
@@ -207,7 +188,7 @@ def test_backbone_runs_once(subject, case: PolicyCase) -> None:
            "run a module whose in_keys every element holds once on the whole stack")
 
 
-@prop("POL-005", helpers=(build_policy, build_elements), mk=missing_key_cases())
+@prop("POL-005", mk=missing_key_cases())
 def test_strict_missing_key_raises(subject, mk: MissingKeyCase) -> None:
     backbone, heads = build_policy(mk.case)
     td = build_elements(mk.case)[0]
@@ -231,7 +212,7 @@ def test_strict_missing_key_raises(subject, mk: MissingKeyCase) -> None:
          "with partial_tolerant=False, raise KeyError instead of skipping the module")
 
 
-@prop("POL-006", helpers=_HELPERS, case=policy_cases(nested=None))
+@prop("POL-006", case=policy_cases(nested=None))
 def test_head_skips_elements_without_its_keys(subject, case: PolicyCase) -> None:
     backbone, heads = build_policy(case)
     fed = {}  # task -> the rows of observation_<task> its head received
@@ -277,10 +258,7 @@ def test_head_skips_elements_without_its_keys(subject, case: PolicyCase) -> None
                "write no head output into an element that lacks the head's in_keys")
 
 
-@prop("POL-007",
-      helpers=(build_policy, build_elements),
-      case=policy_cases(max_elements=1),
-      partial_tolerant=st.booleans())
+@prop("POL-007", case=policy_cases(max_elements=1), partial_tolerant=st.booleans())
 def test_single_td_equals_modules_in_order(subject, case: PolicyCase,
                                            partial_tolerant: bool) -> None:
     backbone, heads = build_policy(case)
@@ -302,11 +280,9 @@ def test_single_td_equals_modules_in_order(subject, case: PolicyCase,
                         "itself")
 
 
-@prop("POL-008", helpers=_HELPERS, case=policy_cases())
+@prop("POL-008", case=policy_cases())
 def test_writes_into_originals(subject, case: PolicyCase) -> None:
-    backbone, heads = build_policy(case)
-    policy = subject.sequential(backbone, *[h for h in heads if h is not None],
-                                partial_tolerant=True)
+    policy, _, heads = partial_tolerant(subject, case)
     tds = build_elements(case)
     stack = build_stack(subject.lazy_stack, case, tds)
     policy(stack)
@@ -321,7 +297,7 @@ def test_writes_into_originals(subject, case: PolicyCase) -> None:
                    "write into the input's elements, not into a copy of the input")
 
 
-@prop("POL-009", helpers=_HELPERS, case=policy_cases(nested=None))
+@prop("POL-009", case=policy_cases(nested=None))
 def test_each_head_runs_once_vectorized(subject, case: PolicyCase) -> None:
     backbone, heads = build_policy(case)
     calls = {}

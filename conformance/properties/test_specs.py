@@ -15,10 +15,15 @@ from hypothesis import strategies as st
 
 from conformance.assertions import expect, expect_tensor_equal, key_tuple, snapshot
 from conformance.properties._core import prop
-from conformance.properties._envs import close_env
+from conformance.properties._envs import (
+    close_env,
+    scripted_policy,
+    shown_exceptions,
+    write_actions,
+)
 from conformance.strategies import (
     ConflictCase,
-    TaskRun,
+    RolloutCase,
     TaskSet,
     spec_conflicts,
     spec_example,
@@ -102,48 +107,15 @@ def read(td: Any, key: Any) -> Any:
         return f"{type(err).__name__}: {err}"
 
 
-def set_actions(td: Any, row: list[Any]) -> Any:
-    """Write ``row[i]`` as element i's "action" of a batched tensordict, in place; return it."""
-    tds = getattr(td, "tensordicts", None)
-    if tds is not None and getattr(td, "stack_dim", 0) == 0:
-        for elem, action in zip(tds, row, strict=True):
-            elem.set("action", action.clone())
-    else:
-        td.set("action", torch.stack([a.clone() for a in row], 0))
-    return td
-
-
-def policy_from(rows: list[list[Any]]) -> Any:
-    """A policy that writes ``rows[t][i]`` into element i at its t-th call."""
-    calls: list[int] = []
-
-    def policy(td: Any) -> Any:
-        row = rows[len(calls)]
-        calls.append(1)
-        return set_actions(td, row)
-
-    return policy
-
-
 def names_key(err: BaseException, key: Any) -> bool:
-    """Whether ``err``, or an exception chained to it, names every part of ``key``."""
-    parts = (key,) if isinstance(key, str) else tuple(key)
-    seen: list[BaseException] = []
-    cur: BaseException | None = err
-    while cur is not None and all(cur is not s for s in seen):
-        seen.append(cur)
-        if all(p in str(cur) for p in parts):
-            return True
-        cur = cur.__cause__ or (None if cur.__suppress_context__ else cur.__context__)
-    return False
+    """Whether ``err``, or an exception shown with it, names every part of ``key``."""
+    return any(all(p in str(e) for p in key_tuple(key)) for e in shown_exceptions(err))
 
 
 # -- properties --------------------------------------------------------------------------------
 
 
-@prop("SPEC-001",
-      helpers=(close_env, task_specs, spec_summary, spec_difference),
-      ts=spec_task_sets())
+@prop("SPEC-001", ts=spec_task_sets())
 def test_observation_spec_per_task(subject, ts: TaskSet) -> None:
     own = [task_specs(t) for t in ts.tasks]
     env = subject.serial_env([t.maker() for t in ts.tasks])
@@ -161,9 +133,7 @@ def test_observation_spec_per_task(subject, ts: TaskSet) -> None:
         close_env(env)
 
 
-@prop("SPEC-002",
-      helpers=(close_env, task_specs, spec_summary, spec_difference),
-      ts=spec_task_sets())
+@prop("SPEC-002", ts=spec_task_sets())
 def test_action_reward_done_specs_per_task(subject, ts: TaskSet) -> None:
     own = [task_specs(t) for t in ts.tasks]
     env = subject.serial_env([t.maker() for t in ts.tasks])
@@ -181,7 +151,7 @@ def test_action_reward_done_specs_per_task(subject, ts: TaskSet) -> None:
         close_env(env)
 
 
-@prop("SPEC-003", helpers=(close_env,), ts=spec_task_sets())
+@prop("SPEC-003", ts=spec_task_sets())
 def test_batch_size_is_number_of_tasks(subject, ts: TaskSet) -> None:
     n = len(ts.tasks)
     env = subject.serial_env([t.maker() for t in ts.tasks])
@@ -195,8 +165,8 @@ def test_batch_size_is_number_of_tasks(subject, ts: TaskSet) -> None:
         close_env(env)
 
 
-@prop("SPEC-004", helpers=(close_env, task_specs, read, set_actions), run=task_runs(steps=1))
-def test_shared_keys_one_shape_and_dtype(subject, run: TaskRun) -> None:
+@prop("SPEC-004", run=task_runs(steps=1))
+def test_shared_keys_one_shape_and_dtype(subject, run: RolloutCase) -> None:
     n = len(run.tasks)
     own = [task_specs(t) for t in run.tasks]
     shared = {}  # part -> leaf keys every task holds (with one shape and dtype: task_sets' rule)
@@ -217,7 +187,7 @@ def test_shared_keys_one_shape_and_dtype(subject, run: TaskRun) -> None:
                        "a shared key is one dense entry: [n_tasks, *shape] with the tasks' dtype")
         td = env.reset()
         reset_out = snapshot(td)
-        step_out = snapshot(env.step(set_actions(td, run.actions[0])))
+        step_out = snapshot(env.step(write_actions(td, run.actions[0])))
         for call, data, prefix, parts in (
                 ("reset()", reset_out, (), ("observation", "done")),
                 ("step(td)", step_out, ("next",), ("observation", "reward", "done"))):
@@ -237,10 +207,7 @@ def test_shared_keys_one_shape_and_dtype(subject, run: TaskRun) -> None:
         close_env(env)
 
 
-@prop("SPEC-005",
-      helpers=(close_env, names_key, spec_summary, spec_difference, set_actions,
-                           policy_from),
-      case=spec_conflicts())
+@prop("SPEC-005", case=spec_conflicts())
 def test_conflicting_key_refused_or_supported(subject, case: ConflictCase) -> None:
     from reference.tasks import TaskEnv
 
@@ -269,9 +236,9 @@ def test_conflicting_key_refused_or_supported(subject, case: ConflictCase) -> No
         td = env.reset()
         reset_out = snapshot(td)
         stage = "step(td)"
-        step_out = snapshot(env.step(set_actions(td, case.actions[0])))
+        step_out = snapshot(env.step(write_actions(td, case.actions[0])))
         stage = "rollout(2, policy, return_contiguous=False)"
-        roll = snapshot(env.rollout(2, policy_from(case.actions[1:]), return_contiguous=False))
+        roll = snapshot(env.rollout(2, scripted_policy(case.actions[1:]), return_contiguous=False))
         stage = "reading the key per element"
         got = {}  # (call, task, path) -> what the batched env gave
         for i in range(len(alone)):
@@ -313,7 +280,7 @@ def test_conflicting_key_refused_or_supported(subject, case: ConflictCase) -> No
                             "stepped alone", f"serial_env(makers).{call}")
 
 
-@prop("SPEC-006", helpers=(close_env,), ts=spec_task_sets(), seed=st.integers(0, 2**16))
+@prop("SPEC-006", ts=spec_task_sets(), seed=st.integers(0, 2**16))
 def test_random_actions_accepted(subject, ts: TaskSet, seed: int) -> None:
     n = len(ts.tasks)
     env = subject.serial_env([t.maker() for t in ts.tasks])
@@ -342,9 +309,7 @@ def test_random_actions_accepted(subject, ts: TaskSet, seed: int) -> None:
         close_env(env)
 
 
-@prop("SPEC-007",
-      helpers=(close_env, task_specs, in_spec, read, spec_summary),
-      ts=spec_task_sets())
+@prop("SPEC-007", ts=spec_task_sets())
 def test_reset_elements_in_own_specs(subject, ts: TaskSet) -> None:
     own = [task_specs(t) for t in ts.tasks]
     env = subject.serial_env([t.maker() for t in ts.tasks])
@@ -361,16 +326,14 @@ def test_reset_elements_in_own_specs(subject, ts: TaskSet) -> None:
         close_env(env)
 
 
-@prop("SPEC-008",
-      helpers=(close_env, task_specs, in_spec, read, set_actions, spec_summary),
-      run=task_runs(steps=2))
-def test_step_elements_in_own_specs(subject, run: TaskRun) -> None:
+@prop("SPEC-008", run=task_runs(steps=2))
+def test_step_elements_in_own_specs(subject, run: RolloutCase) -> None:
     own = [task_specs(t) for t in run.tasks]
     env = subject.serial_env([t.maker() for t in run.tasks])
     try:
         td = env.reset()
         for t, row in enumerate(run.actions):  # two steps: the second may end an episode
-            out = env.step(set_actions(td, row))
+            out = env.step(write_actions(td, row))
             got = snapshot(out)
             for i, specs in enumerate(own):
                 for part in ("observation", "reward", "done"):
@@ -386,11 +349,7 @@ def test_step_elements_in_own_specs(subject, run: TaskRun) -> None:
 
 
 # fixed example, first: two tasks whose layouts differ
-@prop("SPEC-009",
-      kind="parallel",
-      helpers=(close_env, task_specs, spec_summary,
-                                            spec_difference),
-      ts=spec_task_sets(min_tasks=2, max_tasks=2),
+@prop("SPEC-009", kind="parallel", ts=spec_task_sets(min_tasks=2, max_tasks=2),
       examples=(dict(ts=spec_example()),))
 def test_parallel_specs_match_serial(subject, ts: TaskSet) -> None:
     # A serial env reports task i's own specs at index i (SPEC-001/002), so the parallel env is

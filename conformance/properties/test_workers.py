@@ -1,0 +1,141 @@
+"""PAR: worker failures and shutdown -- a process-parallel env surfaces a worker's error, naming
+its task, and leaves no child process behind (PAR-008..010; the other PAR properties are in
+:mod:`.test_parallel`).
+
+Worker failures (PAR-008 / PAR-009) are judged by one criterion, :func:`_envs.names_task_index`:
+the exception, or one Python shows with it, has an int ``task_index`` / ``worker_index`` /
+``env_index`` / ``index`` attribute equal to the failing task's index, or its message says
+"task k", "worker k", "env k" or "index k" (also "#k", "[k]", ":k", "=k").  Each call that could
+hang runs under :func:`_envs.call_within`, so a hanging subject fails the property after 30 s
+instead of hanging the run.  PAR-008 times the failing step() call; PAR-009 times construction
+plus the first reset() (a lazily started env builds its workers there), worker start-up
+included.  "No child process" is checked after the failure and before close() (a failed env
+must stop its workers itself), allowing 5 s for exiting children; multiprocessing's resource
+tracker and forkserver are not the env's children (:func:`_envs.child_pids`).
+"""
+
+from __future__ import annotations
+
+from conformance.assertions import expect
+from conformance.properties._core import prop
+from conformance.properties._envs import (
+    call_within,
+    child_pids,
+    children_left,
+    close_quietly,
+    describe_exception,
+    names_task_index,
+    next_root,
+    write_actions,
+)
+from conformance.strategies import (
+    FailureCase,
+    RolloutCase,
+    failure_cases,
+    failure_example,
+    rollout_cases,
+    rollout_example,
+)
+
+
+def expect_no_children_left(before: set[int], what: str, call: str, fix: str) -> None:
+    """No child process started since ``before`` (a :func:`child_pids` result) is still alive
+    after up to 5 s for exiting ones (:func:`children_left`)."""
+    left = children_left(before, grace=5.0)
+    expect(not left, what, left, [], call, fix)
+
+
+# fixed example, first: two layouts, task 0 fails
+@prop("PAR-008", kind="parallel", case=failure_cases("step", max_tasks=2),
+      examples=(dict(case=failure_example("step")),))
+def test_worker_step_error_surfaces(subject, case: FailureCase) -> None:
+    k = case.index
+    at = case.tasks[k].raise_at_step
+    call = f"parallel_env(makers): reset(), then step() x{at}; task {k} raises at step {at}"
+    before = child_pids()
+    env = None
+    try:
+        makers = [t.maker() for t in case.tasks]
+        outcome, value, secs = call_within(60.0, subject.parallel_env, makers)
+        expect(outcome == "ok", "building the env", f"{outcome} after {secs:.1f} s", "ok", call)
+        env = value
+        outcome, root, secs = call_within(60.0, env.reset)
+        expect(outcome == "ok", "reset()", f"{outcome} after {secs:.1f} s", "ok", call)
+        for t, row in enumerate(case.actions, 1):
+            outcome, value, secs = call_within(30.0, env.step, write_actions(root.clone(), row))
+            if t < at:
+                expect(outcome == "ok", f"step {t} (before the failing one)", outcome, "ok", call)
+                root = next_root(value)
+                continue
+            expect(outcome != "hung", f"step {t}", f"still running after {secs:.1f} s",
+                   "an exception within 30 s", call,
+                   "wait on workers with a deadline and check they are alive")
+            expect(outcome == "raised", f"step {t}", "returned normally", "an exception", call,
+                   "re-raise a worker's exception in the parent; never return stale data")
+            expect(secs <= 30.0, f"step {t}: time until the exception", f"{secs:.1f} s",
+                   "<= 30 s", call)
+            expect(names_task_index(value, k), f"step {t}: the exception",
+                   describe_exception(value), f"a message or attribute naming task {k} (e.g. "
+                   f"'task {k}', 'worker {k}', or .task_index == {k})", call,
+                   "say which task's worker failed (its index)")
+        expect_no_children_left(before, "child processes left after the failure", call,
+                                "on a worker failure, stop (join, then terminate) every worker")
+    finally:
+        close_quietly(env)
+
+
+# fixed example, first: two layouts, task 1 fails
+@prop("PAR-009", kind="parallel", case=failure_cases("init", max_tasks=2),
+      examples=(dict(case=failure_example("init")),))
+def test_worker_init_error_surfaces(subject, case: FailureCase) -> None:
+    import time
+
+    k = case.index
+    call = f"parallel_env(makers), then reset() (a lazy env starts there); task {k}'s maker raises"
+    before = child_pids()
+    env = None
+    start = time.monotonic()
+    try:
+        outcome, value, secs = call_within(30.0, subject.parallel_env,
+                                           [t.maker() for t in case.tasks])
+        if outcome == "ok":
+            env = value
+            outcome, value, secs = call_within(max(0.1, 30.0 - secs), env.reset)
+        elapsed = time.monotonic() - start
+        expect(outcome != "hung", "building / first reset", f"still running after "
+               f"{elapsed:.1f} s", "an exception within 30 s", call,
+               "wait on workers with a deadline and check they are alive")
+        expect(outcome == "raised", "building / first reset", "returned normally",
+               "an exception", call, "send a worker's construction error back to the parent")
+        expect(elapsed <= 30.0, "time until the exception", f"{elapsed:.1f} s", "<= 30 s", call)
+        expect(names_task_index(value, k), "the exception", describe_exception(value),
+               f"a message or attribute naming task {k} (e.g. 'task {k}', 'worker {k}', or "
+               f".task_index == {k})", call, "say which task's maker failed (its index)")
+        expect_no_children_left(before, "child processes left after the failure", call,
+                                "stop the workers already started when one fails to build its env")
+    finally:
+        close_quietly(env)
+
+
+# fixed example, first: two workers, two layouts
+@prop("PAR-010", kind="parallel", case=rollout_cases(max_tasks=2, max_steps=2),
+      examples=(dict(case=rollout_example()),))
+def test_close_is_idempotent(subject, case: RolloutCase) -> None:
+    call = f"parallel_env(makers); reset(); step() x{len(case.actions)}; close(); close()"
+    before = child_pids()
+    env = None
+    try:
+        env = subject.parallel_env([t.maker() for t in case.tasks])
+        root = env.reset()
+        for row in case.actions:
+            root = next_root(env.step(write_actions(root.clone(), row)))
+        for n in ("first", "second"):
+            outcome, value, _ = call_within(30.0, env.close)
+            shown = describe_exception(value) if outcome == "raised" else outcome
+            expect(outcome == "ok", f"the {n} close()", shown, "ok", call,
+                   "make close() a no-op on a closed env")
+        expect_no_children_left(before, "child processes left after close()", call,
+                                "join every worker in close(); terminate, then kill, the ones that "
+                                "do not exit")
+    finally:
+        close_quietly(env)

@@ -1,0 +1,119 @@
+"""PAR strategies: rollouts, partial resets, seeds and worker failures over task sets."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+from hypothesis import strategies as st
+
+from conformance.strategies.tasks import (
+    RolloutCase,
+    reset_masks,
+    scripted_actions,
+    task_sets,
+    witnessed_task_sets,
+)
+
+
+@st.composite
+def rollout_cases(draw: Any, min_tasks: int = 1, max_tasks: int = 4, exclusive: bool = False,
+                  min_steps: int = 1, max_steps: int = 10, max_episode: int = 5,
+                  witness: bool = False) -> RolloutCase:
+    """A task set (episodes of 2..``max_episode`` steps, so rollouts cross episode ends) and
+    ``min_steps..max_steps`` rows of scripted actions; ``witness``: at least two tasks, each
+    with its own float key (:func:`witnessed_task_sets`)."""
+    if witness:
+        ts = draw(witnessed_task_sets(max(min_tasks, 2), max_tasks, max_episode))
+    else:
+        ts = draw(task_sets(min_tasks, max_tasks, exclusive=exclusive, max_episode=max_episode))
+    steps = draw(st.integers(min_steps, max_steps))
+    return RolloutCase(ts.tasks, draw(scripted_actions(ts.tasks, steps)))
+
+
+class PartialResetCase(NamedTuple):
+    """Steps taken before a partial reset (no task reaches its episode end), the ``_reset`` mask
+    ([n, 1] bool) and the steps taken after it."""
+
+    tasks: list[Any]
+    before: list[list[Any]]
+    mask: torch.Tensor
+    after: list[list[Any]]
+
+
+@st.composite
+def partial_reset_cases(draw: Any, max_tasks: int = 4) -> PartialResetCase:
+    """1-4 tasks, 0..(shortest episode - 1) steps, a mask of any pattern, then 1-8 steps (long
+    enough to cross the unmasked tasks' episode ends)."""
+    ts = draw(task_sets(1, max_tasks, max_episode=6))
+    shortest = min(t.episode_length for t in ts.tasks)
+    before = draw(scripted_actions(ts.tasks, draw(st.integers(0, shortest - 1))))
+    mask = draw(reset_masks(len(ts.tasks)))
+    after = draw(scripted_actions(ts.tasks, draw(st.integers(1, 8))))
+    return PartialResetCase(ts.tasks, before, mask, after)
+
+
+class SeedCase(NamedTuple):
+    """``copies`` copies of one task (same spec and seed), a seed for ``set_seed`` and the action
+    every copy takes at each step (the same for all copies: only seeds can tell them apart)."""
+
+    task: Any
+    copies: int
+    seed: int
+    actions: list[Any]
+
+
+@st.composite
+def seed_cases(draw: Any, max_copies: int = 3) -> SeedCase:
+    """One task built 2..``max_copies`` times, a seed and 1-6 steps of actions."""
+    task = draw(task_sets(1, 1, max_episode=4)).tasks[0]
+    steps = draw(st.integers(1, 6))
+    actions = [row[0] for row in draw(scripted_actions([task], steps))]
+    return SeedCase(task, draw(st.integers(2, max_copies)), draw(st.integers(0, 2**16)), actions)
+
+
+class FailureCase(NamedTuple):
+    """Tasks of which ``tasks[index]`` fails: at its ``raise_at_step``-th step, or at
+    construction (``raise_at_init``); ``actions`` are enough rows to reach the failing step."""
+
+    tasks: list[Any]
+    index: int
+    actions: list[list[Any]]
+
+
+@st.composite
+def failure_cases(draw: Any, at: str = "step", max_tasks: int = 3) -> FailureCase:
+    """1..``max_tasks`` tasks (long episodes, so no reset interferes); task ``index`` raises at
+    ``at`` = "step" (its 1st..3rd step) or "init" (while its env is built)."""
+    import dataclasses
+
+    ts = draw(task_sets(1, max_tasks, max_episode=12))
+    tasks = [dataclasses.replace(t, episode_length=12) for t in ts.tasks]
+    index = draw(st.integers(0, len(tasks) - 1))
+    if at == "step":
+        step = draw(st.integers(1, 3))
+        tasks[index] = dataclasses.replace(tasks[index], raise_at_step=step)
+        actions = draw(scripted_actions(tasks, step))
+    else:
+        tasks[index] = dataclasses.replace(tasks[index], raise_at_init=True)
+        actions = []
+    return FailureCase(tasks, index, actions)
+
+
+class RandomRolloutCase(NamedTuple):
+    """A random-action rollout: its tasks, its length and the global RNG seed."""
+
+    tasks: list[Any]  # reference.tasks.TaskSpec
+    steps: int
+    rng_seed: int
+
+
+@st.composite
+def random_rollout_cases(draw: Any, max_tasks: int = 2, max_steps: int = 40,
+                         max_episode: int = 5) -> RandomRolloutCase:
+    """2..``max_tasks`` witnessed tasks (episodes of 2..``max_episode`` steps) and 1..``max_steps``
+    steps: long enough to cross several episode ends, and an implementation's batching of steps
+    (chunks, pipelining) at any offset."""
+    ts = draw(witnessed_task_sets(2, max_tasks, max_episode))
+    return RandomRolloutCase(ts.tasks, draw(st.integers(1, max_steps)),
+                             draw(st.integers(0, 2**16)))
