@@ -73,7 +73,7 @@ class TestCheck:
         run = run_cli("check", *STACK_ONLY, "--area", "STK", *QUICK, report=True)
         assert run.code == 0, run.out[-3000:]
         report = run.report
-        assert set(report) == {"subjects", "versions", "profile", "hypothesis_seed"}
+        assert set(report) == {"subjects", "findings", "versions", "profile", "hypothesis_seed"}
         assert report["profile"] == "quick"
         assert isinstance(report["hypothesis_seed"], int)
         assert {"torch", "tensordict", "torchrl"} <= set(report["versions"])
