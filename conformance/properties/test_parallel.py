@@ -426,9 +426,11 @@ def parity_machine(subject: Any) -> type[RuleBasedStateMachine]:
 
         @initialize(ts=witnessed_task_sets(max_tasks=3, max_episode=5), data=st.data())
         def build(self, ts: Any, data: Any) -> None:
-            """Build both envs; every sequence opens with a reset and a partial reset: the rules
-            that follow are random, and a few short examples (quick, ci) would otherwise often
-            hold none, so an env whose partial reset disturbs the other tasks passed by luck."""
+            """Build both envs; every sequence opens with a reset, a partial reset, a rollout
+            and another partial reset: the rules that follow are random, and a few short
+            examples (quick, ci) would otherwise often hold none of these pairs, so an env whose
+            partial reset disturbs the other tasks, or whose state goes stale after a rollout,
+            passed by luck."""
             from reference import SerialMultiTaskEnv
 
             self.tasks = ts.tasks
@@ -437,6 +439,8 @@ def parity_machine(subject: Any) -> type[RuleBasedStateMachine]:
             self.envs.append(SerialMultiTaskEnv(makers))
             self.record()
             self.reset()
+            self.partial_reset(data)
+            self.rollout(data)
             self.partial_reset(data)
 
         def record(self) -> None:
