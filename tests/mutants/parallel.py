@@ -180,6 +180,25 @@ class _NoResetRandom(SerialMultiTaskEnv):
         return super().rollout(max_steps, policy, **kwargs)
 
 
+class _WaitsForever(ParallelMultiTaskEnv):
+    """Waits on its workers with no deadline: a worker that stops answering blocks it forever."""
+
+    def __init__(self, makers: Any) -> None:
+        super().__init__(makers, timeout=1e9)
+
+
+class _OrphansOnInterrupt(ParallelMultiTaskEnv):
+    """On KeyboardInterrupt while waiting on its workers, marks itself closed without stopping
+    them (close() is then a no-op): the workers outlive the interrupt."""
+
+    def _run(self, calls: dict[int, tuple[str, Any]]) -> dict[int, Any]:
+        try:
+            return super()._run(calls)
+        except KeyboardInterrupt:
+            self._finalizer.detach()
+            raise
+
+
 def permuted_actions() -> Subject:
     """parallel_env hands each task its neighbour's action."""
     return Subject("permuted_actions", serial_env=SerialMultiTaskEnv,
@@ -241,6 +260,16 @@ def no_reset_random() -> Subject:
     return Subject("no_reset_random", parallel_env=_NoResetRandom)
 
 
+def waits_forever() -> Subject:
+    """parallel_env waits on a hung worker forever (no deadline)."""
+    return Subject("waits_forever", parallel_env=_WaitsForever)
+
+
+def orphans_on_interrupt() -> Subject:
+    """parallel_env leaves its workers running after a KeyboardInterrupt."""
+    return Subject("orphans_on_interrupt", parallel_env=_OrphansOnInterrupt)
+
+
 def stale_after_rollout() -> Subject:
     """serial_env diverges only in a sequence: partial reset after a rollout."""
     return Subject("stale_after_rollout", serial_env=_StaleAfterRollout)
@@ -260,4 +289,6 @@ KILLS = {
     "stale_after_rollout": ["PAR-011"],
     "own_rng": ["PAR-012"],
     "no_reset_random": ["PAR-012"],
+    "waits_forever": ["PAR-013"],
+    "orphans_on_interrupt": ["PAR-014"],
 }
