@@ -25,32 +25,27 @@ class ArgumentError(ValueError):
 def subject_name(name: str) -> None:
     """Raise ArgumentError unless ``name`` can name a subject (see the module docstring)."""
     import importlib.util
-    from importlib.metadata import entry_points
 
-    from conformance.subject import BUILTIN
+    from conformance.subject import BUILTIN, _entry_point_names, _usage
+
+    def bad(problem: str) -> ArgumentError:
+        return ArgumentError(f"--subject {name!r}: {_usage(name, problem)}")
 
     if not name.strip():
-        raise ArgumentError(f"--subject {name!r}: empty subject name; give a built-in name "
-                            f"({', '.join(BUILTIN)}), an entry point or module:attribute")
-    if name in BUILTIN or name in {ep.name for ep in entry_points(group="conformance.subjects")}:
+        raise bad("the name is empty")
+    if name in BUILTIN or name in _entry_point_names():
         return
     if ":" not in name:
-        raise ArgumentError(f"--subject {name!r}: no built-in subject or entry point has this "
-                            f"name; built-ins: {', '.join(BUILTIN)}; or give module:attribute")
+        raise bad("no built-in subject or entry point has this name")
     module, _, attr = name.partition(":")
-    if not all(p.isidentifier() for p in module.split(".")) or not all(
-            p.isidentifier() for p in attr.split(".")):
-        raise ArgumentError(f"--subject {name!r}: expected the form module:attribute (dotted "
-                            "Python names, e.g. mypkg.subjects:subject)")
+    if not all(p.isidentifier() for part in (module, attr) for p in part.split(".")):
+        raise bad("expected the form 'module:attribute' (dotted Python names)")
     try:
         found = importlib.util.find_spec(module) is not None
     except (ImportError, ValueError) as exc:  # a parent package is missing or broken
-        raise ArgumentError(f"--subject {name!r}: module {module!r} cannot be found ({exc}); "
-                            "check the name and that its package is installed or on "
-                            "PYTHONPATH") from None
+        raise bad(f"module {module!r} cannot be found ({exc})") from None
     if not found:
-        raise ArgumentError(f"--subject {name!r}: no module {module!r} is installed or on "
-                            "PYTHONPATH; check the name")
+        raise bad(f"no module {module!r} is installed or on PYTHONPATH")
 
 
 def seed(value: Any) -> int | None:

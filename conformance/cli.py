@@ -139,6 +139,8 @@ def _check(ns: argparse.Namespace) -> int:
     report_path = ns.report or os.path.join(tempfile.mkdtemp(prefix="conformance-"),
                                             "report.json")
     code = pytest.main(pytest_args(ns, report_path))
+    if code == pytest.ExitCode.USAGE_ERROR:  # (the plugin's: a subject that fails to resolve)
+        return arguments.USAGE
     if not Path(report_path).exists():
         return int(code) or 4
     report = json.loads(Path(report_path).read_text(encoding="utf-8"))
