@@ -153,7 +153,8 @@ PROPERTIES: tuple[Property, ...] = (
        "exception naming the task index within 60 s, and leaves no child process."),
     _p("PAR-014", _PAR,
        "A KeyboardInterrupt (SIGINT) delivered to the parent while it waits on a hung worker is "
-       "propagated or handled within 60 s, and once close() returns no child process is left."),
+       "propagated or handled within 60 s and leaves no child process that the program's exit "
+       "would wait on or orphan (only daemonic workers, which the exit terminates)."),
     # -- POL: partial-tolerant policy -------------------------------------------------------
     _p("POL-001", "sequential lazy_stack",
        "A partial-tolerant policy writes the action into every element of a lazy stack whose "

@@ -188,3 +188,16 @@ def interrupted_call(after: float, seconds: float, fn: Any, *args: Any) -> tuple
         return "interrupted", exc, time.monotonic() - start
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def exit_blockers(before: set[int], grace: float = 5.0) -> list[str]:
+    """Children started since ``before`` (a :func:`child_pids` result), alive after up to
+    ``grace`` seconds, that a Python program ending now would wait on or leave behind: a
+    non-daemonic ``multiprocessing`` worker (the exit joins it: forever if it hangs) or any other
+    process (orphaned).  Daemonic workers, which the exit terminates, are not counted."""
+    import multiprocessing
+
+    left = children_left(before, grace)
+    kids = {p.pid: p.daemon for p in multiprocessing.active_children()}
+    return [d + (" (a non-daemonic worker: the exit joins it)" if pid in kids else "")
+            for d in left if not kids.get(pid := int(d.split(":")[0]), False)]

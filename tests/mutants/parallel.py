@@ -6,6 +6,7 @@ the kill run fast (no worker process to start) -- and provide only the capabilit
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from typing import Any
@@ -14,7 +15,7 @@ import torch
 from tensordict import lazy_stack
 
 from conformance.subject import Subject
-from reference import ParallelMultiTaskEnv, SerialMultiTaskEnv, WorkerError
+from reference import ParallelMultiTaskEnv, SerialMultiTaskEnv, WorkerError, _worker
 
 
 class _PermutedActions(SerialMultiTaskEnv):
@@ -187,16 +188,15 @@ class _WaitsForever(ParallelMultiTaskEnv):
         super().__init__(makers, timeout=1e9)
 
 
-class _OrphansOnInterrupt(ParallelMultiTaskEnv):
-    """On KeyboardInterrupt while waiting on its workers, marks itself closed without stopping
-    them (close() is then a no-op): the workers outlive the interrupt."""
+class _NonDaemonWorkers(ParallelMultiTaskEnv):
+    """Starts non-daemonic workers and does nothing on KeyboardInterrupt: after an interrupt
+    while a worker hangs, the program's exit joins that worker forever."""
 
-    def _run(self, calls: dict[int, tuple[str, Any]]) -> dict[int, Any]:
-        try:
-            return super()._run(calls)
-        except KeyboardInterrupt:
-            self._finalizer.detach()
-            raise
+    def _launch(self, i: int, child: Any, blob: bytes) -> Any:
+        proc = self._ctx.Process(target=_worker.main, args=(child, blob, dict(os.environ)),
+                                 daemon=False, name=f"non-daemon-task-{i}")
+        proc.start()
+        return proc
 
 
 def permuted_actions() -> Subject:
@@ -265,9 +265,9 @@ def waits_forever() -> Subject:
     return Subject("waits_forever", parallel_env=_WaitsForever)
 
 
-def orphans_on_interrupt() -> Subject:
-    """parallel_env leaves its workers running after a KeyboardInterrupt."""
-    return Subject("orphans_on_interrupt", parallel_env=_OrphansOnInterrupt)
+def non_daemon_workers() -> Subject:
+    """parallel_env leaves non-daemonic workers running after a KeyboardInterrupt."""
+    return Subject("non_daemon_workers", parallel_env=_NonDaemonWorkers)
 
 
 def stale_after_rollout() -> Subject:
@@ -290,5 +290,5 @@ KILLS = {
     "own_rng": ["PAR-012"],
     "no_reset_random": ["PAR-012"],
     "waits_forever": ["PAR-013"],
-    "orphans_on_interrupt": ["PAR-014"],
+    "non_daemon_workers": ["PAR-014"],
 }
