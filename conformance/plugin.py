@@ -23,9 +23,8 @@ from typing import Any
 
 import pytest
 
-from conformance import arguments, catalogue, hygiene, profiles, record
+from conformance import arguments, catalogue, hygiene, profiles, record, watchdog
 from conformance import report as reports
-from conformance.watchdog import pytest_runtest_call  # noqa: F401  (a limit per property)
 
 OPT_SUBJECT = "--subject"
 OPT_PROFILE = "--conformance-profile"
@@ -134,6 +133,8 @@ def requested(config: pytest.Config) -> bool:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{MARKER}(id): a conformance property with this ID")
+    if not config.pluginmanager.is_registered(watchdog):  # a wall-clock limit per property
+        config.pluginmanager.register(watchdog, "conformance-watchdog")
     name = config.getoption(OPT_PROFILE) or profiles.default_name()
     seed_opt = arguments.plugin(config)  # every kit argument checked first: UsageError
     state = _State(config)

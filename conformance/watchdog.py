@@ -6,6 +6,9 @@ BaseException (hypothesis lets it through, and a subject's ``except Exception`` 
 it; it is raised again every few seconds in case a subject swallows even that).  The property
 is then reported ``failed`` with "hung after N s in <the call it was in>", the processes it
 started are stopped (:func:`conformance.hygiene.stop_pids`) and the run goes on with the next.
+Once a subject has hung in :data:`MAX_HANGS` properties its remaining ones are reported
+``failed`` without running ("not run: ... hung in ..."), so a hung subject holds a run for at
+most ``MAX_HANGS`` limits (per xdist worker) on top of its normal time.
 
 Why our own timer rather than pytest-timeout: the kit's timer, :func:`conformance.hygiene.
 call_within`, already owns SIGALRM and suspends an enclosing timer while it runs (so bounded
@@ -26,6 +29,8 @@ import pytest
 from conformance import catalogue, hygiene, profiles
 
 REPEAT = 5.0  # s between further interrupts of a property that swallowed the first
+MAX_HANGS = 2  # hung properties after which a subject's remaining properties are not run
+_HUNG: dict[str, list[str]] = {}  # subject name -> the IDs of its properties that hung
 _KIT = Path(__file__).resolve().parent
 
 
@@ -49,6 +54,20 @@ def _where(frame: Any) -> str:
             return f"{inner}, called from `{text}` ({path.name}:{f.f_lineno})"
         f = f.f_back
     return inner
+
+
+def _subject_name(item: pytest.Item) -> str:
+    subj = getattr(item, "callspec", None) and item.callspec.params.get("subject")
+    return str(getattr(subj, "name", ""))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A property of a subject that has hung :data:`MAX_HANGS` times already fails unrun."""
+    hung = _HUNG.get(_subject_name(item), [])
+    if item.get_closest_marker("conformance") is not None and len(hung) >= MAX_HANGS:
+        pytest.fail(f"not run: subject {_subject_name(item)!r} hung in {', '.join(hung)} already "
+                    f"(after {MAX_HANGS} hung properties a subject's others are not run); fix "
+                    "the hang first", pytrace=False)
 
 
 def limit_for(item: pytest.Item) -> float | None:
@@ -90,6 +109,8 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, None]:
         signal.signal(signal.SIGALRM, previous)
     excinfo = outcome.excinfo
     if excinfo is not None and issubclass(excinfo[0], PropertyHung):
+        _HUNG.setdefault(_subject_name(item), []).append(
+            item.get_closest_marker("conformance").args[0])  # type: ignore[union-attr]
         hygiene.stop_leftover_workers()
         hygiene.stop_pids(hygiene.child_pids() - before)
 

@@ -97,3 +97,23 @@ def loops_forever() -> Subject:
     """Every capability loops forever when called (parallel_env after starting a child)."""
     return Subject("loops_forever", lazy_stack=_loop_forever, sequential=_loop_forever,
                    serial_env=_loop_forever, parallel_env=_start_then_loop)
+
+
+def loops_in_lazy_stack() -> Subject:
+    return Subject("loops_in_lazy_stack", lazy_stack=_loop_forever)
+
+
+def loops_in_sequential() -> Subject:
+    """(with a working lazy stack: POL properties need both)"""
+    from tensordict import LazyStackedTensorDict
+
+    return Subject("loops_in_sequential", lazy_stack=LazyStackedTensorDict.lazy_stack,
+                   sequential=_loop_forever)
+
+
+def loops_in_serial_env() -> Subject:
+    return Subject("loops_in_serial_env", serial_env=_loop_forever)
+
+
+def loops_in_parallel_env() -> Subject:
+    return Subject("loops_in_parallel_env", parallel_env=_start_then_loop)
