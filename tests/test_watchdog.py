@@ -41,7 +41,7 @@ def test_a_subject_looping_in_each_capability_fails_and_the_run_ends(
                   "--profile", "quick", "--skip-doctor", "--area", "STK", "--area", "POL",
                   "--area", "PAR", "--", "-k", "test_index_returns_originals or "
                   "test_action_in_every_served_element or test_serial_task_equals_task_alone "
-                  "or test_close_is_idempotent", report=True, timeout=300)
+                  "or test_close_is_idempotent", report=True, timeout=900)
     took = time.monotonic() - start
     assert run.code == 1, run.out[-3000:]
     assert run.report is not None, run.out[-3000:]
@@ -58,4 +58,4 @@ def test_a_subject_looping_in_each_capability_fails_and_the_run_ends(
     unrun = [i for i, c in cells.items() if "not run: subject 'loops_forever' hung in" in
              c["message"]]
     assert len(hung) == 2 and len(unrun) == 2, cells
-    assert took < 200, took
+    assert took < 600, took  # (startup dominates: 6 hung properties x 4 s, 2 unrun)
