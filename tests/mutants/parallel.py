@@ -15,7 +15,7 @@ import torch
 from tensordict import lazy_stack
 
 from conformance.subject import Subject
-from reference import ParallelMultiTaskEnv, SerialMultiTaskEnv, WorkerError, _worker
+from reference import ParallelMultiTaskEnv, SerialMultiTaskEnv, WorkerError, _fast_worker
 
 
 class _PermutedActions(SerialMultiTaskEnv):
@@ -193,7 +193,7 @@ class _NonDaemonWorkers(ParallelMultiTaskEnv):
     while a worker hangs, the program's exit joins that worker forever."""
 
     def _launch(self, i: int, child: Any, blob: bytes) -> Any:
-        proc = self._ctx.Process(target=_worker.main, args=(child, blob, dict(os.environ)),
+        proc = self._ctx.Process(target=_fast_worker.main, args=(child, blob, dict(os.environ)),
                                  daemon=False, name=f"non-daemon-task-{i}")
         proc.start()
         return proc
