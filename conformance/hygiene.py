@@ -167,6 +167,25 @@ def stop_pids(pids: Iterable[int], grace: float = 2.0) -> None:
             return
 
 
+def is_finding_reproducer(pid: int) -> bool:
+    """Whether process ``pid`` runs a finding's reproducer, or is started by one (the kit's
+    verifier runs them beside the properties, from a ``conformance-finding-*`` folder): not a
+    subject's process."""
+    import psutil
+
+    try:
+        chain = [psutil.Process(pid), *psutil.Process(pid).parents()]
+    except psutil.Error:
+        return False
+    for proc in chain:  # (its workers too: their ancestor runs it)
+        try:
+            if any("conformance-finding-" in part for part in proc.cmdline()):
+                return True
+        except psutil.Error:
+            continue
+    return False
+
+
 def stop_leftover_workers(grace: float = 2.0) -> list[str]:
     """Terminate (then kill) the worker processes this process started that are still running:
     at exit multiprocessing joins every non-daemon child, so a subject's leaked worker (torchrl

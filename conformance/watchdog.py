@@ -3,7 +3,7 @@
 A property still running after its limit (:func:`conformance.profiles.property_limit`: the
 profile's, per kind) is interrupted by a SIGALRM timer that raises :class:`PropertyHung`, a
 BaseException (hypothesis lets it through, and a subject's ``except Exception`` cannot swallow
-it; it is raised again every few seconds in case a subject swallows even that).  The property
+it; it is raised again every 30 s in case a subject swallows even that).  The property
 is then reported ``failed`` with "hung after N s in <the call it was in>", the processes it
 started are stopped (:func:`conformance.hygiene.stop_pids`) and the run goes on with the next.
 Once a subject has hung in :data:`MAX_HANGS` properties its remaining ones are reported
@@ -28,7 +28,8 @@ import pytest
 
 from conformance import catalogue, hygiene, profiles
 
-REPEAT = 5.0  # s between further interrupts of a property that swallowed the first
+REPEAT = 30.0  # s between further interrupts of a property that swallowed the first (long:
+# an interrupt must not land in the cleanup of the first one)
 MAX_HANGS = 2  # hung properties after which a subject's remaining properties are not run
 _HUNG: dict[str, list[str]] = {}  # subject name -> the IDs of its properties that hung
 _KIT = Path(__file__).resolve().parent
@@ -112,5 +113,6 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, None]:
         _HUNG.setdefault(_subject_name(item), []).append(
             item.get_closest_marker("conformance").args[0])  # type: ignore[union-attr]
         hygiene.stop_leftover_workers()
-        hygiene.stop_pids(hygiene.child_pids() - before)
+        hygiene.stop_pids(pid for pid in hygiene.child_pids() - before
+                          if not hygiene.is_finding_reproducer(pid))
 
