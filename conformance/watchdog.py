@@ -20,6 +20,7 @@ it, or where there is no SIGALRM (Windows), properties run without a limit.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -95,10 +96,12 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, None]:
         return
     before = hygiene.child_pids()
     start = time.monotonic()
+    source = ("CONFORMANCE_PROPERTY_LIMIT" if os.environ.get("CONFORMANCE_PROPERTY_LIMIT")
+              else f"profile {profiles.active().name}")
 
     def on_alarm(signum: int, frame: Any) -> None:
         raise PropertyHung(f"hung after {time.monotonic() - start:.0f} s (the {limit:g} s limit "
-                           f"of profile {profiles.active().name}) in {_where(frame)}; its "
+                           f"of {source}) in {_where(frame)}; its "
                            "processes were stopped and the run went on")
 
     previous = signal.signal(signal.SIGALRM, on_alarm)

@@ -59,3 +59,15 @@ def test_a_subject_looping_in_each_capability_fails_and_the_run_ends(
              c["message"]]
     assert len(hung) == 2 and len(unrun) == 2, cells
     assert took < 600, took  # (startup dominates: 6 hung properties x 4 s, 2 unrun)
+
+
+def test_stop_pids_terminates_and_skips_gone_ones() -> None:
+    import subprocess
+    import sys
+
+    from conformance import hygiene
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    assert not hygiene.is_finding_reproducer(proc.pid)
+    hygiene.stop_pids([proc.pid, 2**22 + 12345], grace=2.0)
+    assert proc.wait(timeout=5) is not None
