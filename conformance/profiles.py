@@ -32,7 +32,7 @@ class Profile:
 
 # Wall-clock limits (conformance.watchdog): far above what a conforming subject needs on a loaded
 # 2-core CI machine (an in-process property takes seconds; a process-parallel one runs <= 2
-# examples at ci, each allowed 60 s for a hung worker (PAR-013) plus 30 s for close), so a
+# examples at ci, each allowed 90 s for a hung worker (PAR-013) plus 30 s for close), so a
 # limit means a hang, not a slow machine.  CONFORMANCE_PROPERTY_LIMIT (seconds) overrides both.
 # Stateful machines drive in-process envs, but a bug that needs a particular sequence (a rollout,
 # then a partial reset) is found by chance: they get more examples than process-parallel ones.
