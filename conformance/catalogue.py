@@ -148,6 +148,13 @@ PROPERTIES: tuple[Property, ...] = (
        "A parallel env's rollout without a policy equals reset followed by rand_action-then-step "
        "on an env built alike from the same global RNG state, done tasks reset in place, and "
        "leaves the global RNG where that loop does."),
+    _p("PAR-013", _PAR,
+       "A worker whose step or env construction never returns surfaces in the parent as an "
+       "exception naming the task index within 90 s, and leaves no child process."),
+    _p("PAR-014", _PAR,
+       "A KeyboardInterrupt (SIGINT) delivered to the parent while it waits on a hung worker is "
+       "propagated or handled within 90 s and leaves no child process that the program's exit "
+       "would wait on or orphan (only daemonic workers, which the exit terminates)."),
     # -- POL: partial-tolerant policy -------------------------------------------------------
     _p("POL-001", "sequential lazy_stack",
        "A partial-tolerant policy writes the action into every element of a lazy stack whose "

@@ -17,8 +17,15 @@ from pathlib import Path
 from conformance import catalogue, profiles
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors on one line (exit code 2, as the CLI's own checks)."""
+
+    def error(self, message: str):  # type: ignore[no-untyped-def]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m conformance",
         description="Conformance kit for multi-task batched envs, lazy stacks and "
                     "partial-tolerant policies.")
@@ -104,19 +111,17 @@ def pytest_args(ns: argparse.Namespace, report_path: str) -> list[str]:
 
 
 def _check(ns: argparse.Namespace) -> int:
-    import pytest
-
-    from conformance.report import format_failures, format_findings, format_table
+    from conformance import arguments
 
     try:
-        catalogue.select(ns.area)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 4
+        arguments.check_command(ns)
+    except arguments.ArgumentError as exc:
+        print(f"python -m conformance check: error: {exc}", file=sys.stderr)
+        return arguments.USAGE
     if ns.numprocesses and "xdist" not in {ep.name for ep in entry_points(group="pytest11")}:
-        print("error: -n needs pytest-xdist: pip install 'multitask-conformance[test]' "
-              "or run without -n", file=sys.stderr)
-        return 4
+        print("python -m conformance check: error: -n needs pytest-xdist: pip install "
+              "'multitask-conformance[test]' or run without -n", file=sys.stderr)
+        return arguments.USAGE
     if not ns.skip_doctor:
         from conformance import doctor
 
@@ -127,9 +132,15 @@ def _check(ns: argparse.Namespace) -> int:
         if blocker:
             print(blocker, file=sys.stderr)
             return 3
+    import pytest
+
+    from conformance.report import format_failures, format_findings, format_table
+
     report_path = ns.report or os.path.join(tempfile.mkdtemp(prefix="conformance-"),
                                             "report.json")
     code = pytest.main(pytest_args(ns, report_path))
+    if code == pytest.ExitCode.USAGE_ERROR:  # (the plugin's: a subject that fails to resolve)
+        return arguments.USAGE
     if not Path(report_path).exists():
         return int(code) or 4
     report = json.loads(Path(report_path).read_text(encoding="utf-8"))
@@ -162,17 +173,25 @@ def _list(ns: argparse.Namespace) -> int:
 
 
 def _findings(ns: argparse.Namespace) -> int:
-    from conformance import findings
+    from conformance import arguments, findings
     from conformance.report import versions
     from conformance.subject import SubjectError, default_names, resolve
 
+    try:
+        for name in ns.subject or []:
+            arguments.subject_name(name)
+        for path in ns.deviations:
+            arguments.deviations(path)
+    except arguments.ArgumentError as exc:
+        print(f"python -m conformance findings: error: {exc}", file=sys.stderr)
+        return arguments.USAGE
     try:
         subjects = [resolve(name) for name in ns.subject or default_names()]
         known = [f for path in [*findings.shipped(), *ns.deviations, *(
             p for s in subjects for p in s.deviations)] for f in findings.load(path)]
     except (SubjectError, findings.FindingsError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 4
+        print(f"python -m conformance findings: error: {exc}", file=sys.stderr)
+        return 2
     installed = versions()
     shown: set[str] = set()
     for subj in subjects:

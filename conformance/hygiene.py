@@ -145,6 +145,47 @@ def stop_processes(procs: Iterable[Any], grace: float = 2.0, wait: float = 0.0) 
             proc.join(grace)
 
 
+def stop_pids(pids: Iterable[int], grace: float = 2.0) -> None:
+    """Terminate, then after ``grace`` seconds kill, the processes ``pids`` still alive (psutil;
+    a pid gone meanwhile is skipped)."""
+    import psutil
+
+    procs = []
+    for pid in pids:
+        try:
+            procs.append(psutil.Process(pid))
+        except psutil.Error:
+            continue
+    for stop in ("terminate", "kill"):
+        for proc in procs:
+            try:
+                getattr(proc, stop)()
+            except psutil.Error:
+                continue
+        procs = psutil.wait_procs(procs, timeout=grace)[1]
+        if not procs:
+            return
+
+
+def is_finding_reproducer(pid: int) -> bool:
+    """Whether process ``pid`` runs a finding's reproducer, or is started by one (the kit's
+    verifier runs them beside the properties, from a ``conformance-finding-*`` folder): not a
+    subject's process."""
+    import psutil
+
+    try:
+        chain = [psutil.Process(pid), *psutil.Process(pid).parents()]
+    except psutil.Error:
+        return False
+    for proc in chain:  # (its workers too: their ancestor runs it)
+        try:
+            if any("conformance-finding-" in part for part in proc.cmdline()):
+                return True
+        except psutil.Error:
+            continue
+    return False
+
+
 def stop_leftover_workers(grace: float = 2.0) -> list[str]:
     """Terminate (then kill) the worker processes this process started that are still running:
     at exit multiprocessing joins every non-daemon child, so a subject's leaked worker (torchrl

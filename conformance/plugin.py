@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from conformance import catalogue, hygiene, profiles, record
+from conformance import arguments, catalogue, hygiene, profiles, record, watchdog
 from conformance import report as reports
 
 OPT_SUBJECT = "--subject"
@@ -133,10 +133,10 @@ def requested(config: pytest.Config) -> bool:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{MARKER}(id): a conformance property with this ID")
+    if not config.pluginmanager.is_registered(watchdog):  # a wall-clock limit per property
+        config.pluginmanager.register(watchdog, "conformance-watchdog")
     name = config.getoption(OPT_PROFILE) or profiles.default_name()
-    seed_opt = config.getoption("hypothesis_seed", default=None)
-    if seed_opt is None:
-        seed_opt = getattr(config.option, "conformance_seed", None)
+    seed_opt = arguments.plugin(config)  # every kit argument checked first: UsageError
     state = _State(config)
     if seed_opt is not None or not profiles.PROFILES[name].derandomize:
         if seed_opt is None:  # (not from the random module: its state is the other tests')
@@ -153,10 +153,6 @@ def pytest_configure(config: pytest.Config) -> None:
 
         for path in [*shipped(), *config.getoption(OPT_DEVIATIONS)]:
             state.findings.extend(_load(path))
-    try:
-        catalogue.select(config.getoption(OPT_AREA))
-    except ValueError as exc:
-        raise pytest.UsageError(str(exc)) from None
     config.stash[STATE] = state
     if state.requested:  # dm_control (SCN) renders headless unless the user chose otherwise
         os.environ.setdefault("MUJOCO_GL", "egl")
@@ -334,8 +330,7 @@ def _report(state: _State) -> dict[str, Any]:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    config = session.config
-    state = config.stash[STATE]
+    config, state = session.config, session.config.stash[STATE]
     if not (state.requested or state.active):
         return
     left = hygiene.stop_leftover_workers()

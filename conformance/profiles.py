@@ -26,17 +26,25 @@ class Profile:
     stateful_steps: int
     derandomize: bool
     explain: bool  # hypothesis's explain phase (a traced re-run of a failure: slow on workers)
+    limit: float  # s: wall-clock limit of one in-process property (conformance.watchdog)
+    spawn_limit: float  # s: the same for a property that starts worker processes
 
 
+# Wall-clock limits (conformance.watchdog): far above what a conforming subject needs on a loaded
+# 2-core CI machine (an in-process property takes seconds; a process-parallel one runs <= 2
+# examples at ci, each allowed 90 s for a hung worker (PAR-013) plus 30 s for close), so a
+# limit means a hang, not a slow machine.  CONFORMANCE_PROPERTY_LIMIT (seconds) overrides both.
 # Stateful machines drive in-process envs, but a bug that needs a particular sequence (a rollout,
 # then a partial reset) is found by chance: they get more examples than process-parallel ones.
 PROFILES: dict[str, Profile] = {
     "quick": Profile("quick", max_examples=8, parallel_examples=1, stateful_examples=4,
-                     stateful_steps=10, derandomize=False, explain=False),
+                     stateful_steps=10, derandomize=False, explain=False, limit=60,
+                     spawn_limit=300),
     "ci": Profile("ci", max_examples=25, parallel_examples=2, stateful_examples=15,
-                  stateful_steps=20, derandomize=True, explain=False),
+                  stateful_steps=20, derandomize=True, explain=False, limit=120, spawn_limit=600),
     "thorough": Profile("thorough", max_examples=200, parallel_examples=8, stateful_examples=50,
-                        stateful_steps=50, derandomize=False, explain=True),
+                        stateful_steps=50, derandomize=False, explain=True, limit=600,
+                        spawn_limit=1800),
 }
 
 _active: dict[str, object] = {"name": None, "seed": None, "shrink": True}
@@ -69,6 +77,17 @@ def active() -> Profile:
     """The active profile (the default one when the plugin has not chosen)."""
     name = _active["name"] or default_name()
     return PROFILES[str(name)]
+
+
+def property_limit(spawns: bool = False) -> float:
+    """The wall-clock limit, in seconds, of one property under the active profile: ``spawns``
+    when it starts worker processes; ``CONFORMANCE_PROPERTY_LIMIT`` overrides (a positive
+    number, validated by the CLI)."""
+    override = os.environ.get("CONFORMANCE_PROPERTY_LIMIT")
+    if override:
+        return float(override)
+    prof = active()
+    return prof.spawn_limit if spawns else prof.limit
 
 
 def hypothesis_settings(kind: str = "default", explicit: int = 0, *,

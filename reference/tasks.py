@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ class KeySpec:
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """A tiny task: its observation keys, action shape, episode length, seed and failure hooks."""
+    """A tiny task: observation keys, action shape, episode length, seed, fault hooks (tests)."""
 
     name: str
     observations: tuple[KeySpec, ...]
@@ -51,6 +52,8 @@ class TaskSpec:
     seed: int = 0
     raise_at_init: bool = False
     raise_at_step: int = 0
+    hang_at_init: float = 0.0  # seconds the env's construction sleeps
+    hang_at_step: tuple[int, float] = (0, 0.0)  # (k, s): its k-th step sleeps s seconds
 
     def maker(self) -> Callable[[], TaskEnv]:
         """Return a picklable zero-argument callable that builds this task's env."""
@@ -70,6 +73,7 @@ class TaskEnv(EnvBase):
     ``terminated`` and ``done`` become True on the step whose count reaches ``episode_length``."""
 
     def __init__(self, spec: TaskSpec) -> None:
+        time.sleep(spec.hang_at_init)
         if spec.raise_at_init:
             raise RuntimeError(f"TaskEnv {spec.name!r}: raise_at_init is set (test hook)")
         super().__init__(device="cpu", batch_size=torch.Size([]))
@@ -124,6 +128,7 @@ class TaskEnv(EnvBase):
         if self._calls == self.task.raise_at_step:
             raise RuntimeError(f"TaskEnv {self.task.name!r}: raise_at_step={self._calls} "
                                "(test hook)")
+        time.sleep(self.task.hang_at_step[1] if self._calls == self.task.hang_at_step[0] else 0)
         a = tensordict.get("action").to(torch.float64).reshape(-1)
         self._state = torch.tanh(0.9 * self._state.roll(1) + 0.5 * (self._mix @ a) + self._bias)
         self._count += 1

@@ -70,3 +70,50 @@ def negated_reward() -> Subject:
         return SerialEnv(len(makers), makers)
 
     return Subject("negated_reward", serial_env=serial_env, uses=_TORCHRL_PARTS)
+
+
+def _loop_forever(*args: object, **kwargs: object) -> None:
+    """Never returns (a Python loop: the kit's limit interrupts it between sleeps)."""
+    import time
+
+    while True:
+        time.sleep(0.2)
+
+
+def _start_then_loop(makers: object) -> None:
+    """Starts a child process (its pid goes to the file named by ``PID_FILE``), then never
+    returns: the kit must stop the child when the property hits its limit."""
+    import os
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    with open(os.environ["PID_FILE"], "w") as f:
+        f.write(str(child.pid))
+    _loop_forever()
+
+
+def loops_forever() -> Subject:
+    """Every capability loops forever when called (parallel_env after starting a child)."""
+    return Subject("loops_forever", lazy_stack=_loop_forever, sequential=_loop_forever,
+                   serial_env=_loop_forever, parallel_env=_start_then_loop)
+
+
+def loops_in_lazy_stack() -> Subject:
+    return Subject("loops_in_lazy_stack", lazy_stack=_loop_forever)
+
+
+def loops_in_sequential() -> Subject:
+    """(with a working lazy stack: POL properties need both)"""
+    from tensordict import LazyStackedTensorDict
+
+    return Subject("loops_in_sequential", lazy_stack=LazyStackedTensorDict.lazy_stack,
+                   sequential=_loop_forever)
+
+
+def loops_in_serial_env() -> Subject:
+    return Subject("loops_in_serial_env", serial_env=_loop_forever)
+
+
+def loops_in_parallel_env() -> Subject:
+    return Subject("loops_in_parallel_env", parallel_env=_start_then_loop)

@@ -162,3 +162,42 @@ def close_quietly(env: Any, seconds: float = 15.0) -> None:
     if env is not None and not getattr(env, "is_closed", False):
         call_within(seconds, env.close)
 
+
+
+def interrupted_call(after: float, seconds: float, fn: Any, *args: Any) -> tuple[str, Any, float]:
+    """:func:`call_within` ``(seconds, fn, *args)`` with SIGINT sent to this process ``after``
+    seconds into the call (a timer thread sends it; Python raises KeyboardInterrupt in the main
+    thread, as on Ctrl-C).  Returns ("interrupted", the KeyboardInterrupt, s) when it propagated
+    out of ``fn``, else call_within's answer.  Main thread only (it sets the SIGINT handler)."""
+    import os
+    import signal
+    import threading
+    import time
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    timer = threading.Timer(after, os.kill, (os.getpid(), signal.SIGINT))
+    start = time.monotonic()
+    timer.start()
+    try:
+        try:
+            return call_within(seconds, fn, *args)
+        finally:
+            timer.cancel()
+            timer.join()
+    except KeyboardInterrupt as exc:
+        return "interrupted", exc, time.monotonic() - start
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def exit_blockers(before: set[int], grace: float = 5.0) -> list[str]:
+    """Children started since ``before`` (a :func:`child_pids` result), alive after up to
+    ``grace`` seconds, that a Python program ending now would wait on or leave behind: a
+    non-daemonic ``multiprocessing`` worker (the exit joins it: forever if it hangs) or any other
+    process (orphaned).  Daemonic workers, which the exit terminates, are not counted."""
+    import multiprocessing
+
+    left = children_left(before, grace)
+    kids = {p.pid: p.daemon for p in multiprocessing.active_children()}
+    return [d + (" (a non-daemonic worker: the exit joins it)" if pid in kids else "")
+            for d in left if not kids.get(pid := int(d.split(":")[0]), False)]

@@ -1,6 +1,7 @@
 """PAR: worker failures and shutdown -- a process-parallel env surfaces a worker's error, naming
-its task, and leaves no child process behind (PAR-008..010; the other PAR properties are in
-:mod:`.test_parallel`).
+its task, and leaves no child process behind (PAR-008..010); a worker that stops answering
+(PAR-013) and an interrupt while the parent waits on one (PAR-014) end alike.  The other PAR
+properties are in :mod:`.test_parallel`.
 
 Worker failures (PAR-008 / PAR-009) are judged by one criterion, :func:`_envs.names_task_index`:
 the exception, or one Python shows with it, has an int ``task_index`` / ``worker_index`` /
@@ -9,7 +10,12 @@ the exception, or one Python shows with it, has an int ``task_index`` / ``worker
 hang runs under :func:`_envs.call_within`, so a hanging subject fails the property after 30 s
 instead of hanging the run.  PAR-008 times the failing step() call; PAR-009 times construction
 plus the first reset() (a lazily started env builds its workers there), worker start-up
-included.  "No child process" is checked after the failure and before close() (a failed env
+included.  PAR-013 / PAR-014 allow :data:`HANG_BOUND` = 90 s: the reference's own worker
+deadline is 30 s plus a 5 s shutdown grace (35 s), and for a hung construction the workers'
+start-up (importing torch) comes first: 56 s in all measured on a 2-core machine at load 15; a
+subject that waits forever (torchrl's ParallelEnv waits on its pipes for 10,000 s) fails after
+90 s.
+"No child process" is checked after the failure and before close() (a failed env
 must stop its workers itself), allowing 5 s for exiting children; multiprocessing's resource
 tracker and forkserver are not the env's children (:func:`_envs.child_pids`).
 """
@@ -24,6 +30,8 @@ from conformance.properties._envs import (
     children_left,
     close_quietly,
     describe_exception,
+    exit_blockers,
+    interrupted_call,
     names_task_index,
     next_root,
     write_actions,
@@ -33,9 +41,14 @@ from conformance.strategies import (
     RolloutCase,
     failure_cases,
     failure_example,
+    hang_cases,
+    hang_example,
     rollout_cases,
     rollout_example,
 )
+
+HANG_BOUND = 90.0  # s: see the module docstring
+INTERRUPT_AFTER = 2.0  # s into the hung step when PAR-014 sends SIGINT
 
 
 def expect_no_children_left(before: set[int], what: str, call: str, fix: str) -> None:
@@ -137,5 +150,84 @@ def test_close_is_idempotent(subject, case: RolloutCase) -> None:
         expect_no_children_left(before, "child processes left after close()", call,
                                 "join every worker in close(); terminate, then kill, the ones that "
                                 "do not exit")
+    finally:
+        close_quietly(env)
+
+
+# fixed example, first: two layouts, task 0's first step never returns
+@prop("PAR-013", kind="parallel", case=hang_cases(max_tasks=2),
+      examples=(dict(case=hang_example("step")),))
+def test_hung_worker_surfaces(subject, case: FailureCase) -> None:
+    import time
+
+    k = case.index
+    at = case.tasks[k].hang_at_step[0]
+    call = (f"parallel_env(makers): reset(), then step() x{at}; task {k}'s step {at} never returns"
+            if at else f"parallel_env(makers), then reset(); task {k}'s env construction never "
+            "returns")
+    before = child_pids()
+    env = None
+    start = time.monotonic()  # the bound runs from construction, or from the hung step
+    try:
+        outcome, value, _ = call_within(HANG_BOUND, subject.parallel_env,
+                                        [t.maker() for t in case.tasks])
+        if outcome == "ok":
+            env = value
+            outcome, value, _ = call_within(max(0.1, HANG_BOUND - (time.monotonic() - start)),
+                                            env.reset)
+            for t, row in enumerate(case.actions if outcome == "ok" else [], 1):
+                if t == at:
+                    start = time.monotonic()
+                outcome, value, _ = call_within(HANG_BOUND, env.step,
+                                                write_actions(value.clone(), row))
+                if t < at:
+                    expect(outcome == "ok", f"step {t} (before the hung one)", outcome, "ok", call)
+                    value = next_root(value)
+        elapsed = time.monotonic() - start
+        expect(outcome != "hung", "the hung task's call", f"no answer after {elapsed:.1f} s",
+               f"an exception within {HANG_BOUND:g} s", call,
+               "wait on workers with a deadline (the reference: 30 s) and check they are alive")
+        expect(outcome == "raised", "the hung task's call", "returned normally", "an exception",
+               call, "raise when a worker misses its deadline; never return stale data")
+        expect(names_task_index(value, k), "the exception", describe_exception(value),
+               f"a message or attribute naming task {k} (e.g. 'task {k}', 'worker {k}', or "
+               f".task_index == {k})", call, "say which task's worker stopped answering")
+        expect_no_children_left(before, "child processes left after the error", call,
+                                "stop (terminate, then kill) a worker that missed its deadline, "
+                                "and the others")
+    finally:
+        close_quietly(env)
+
+
+# fixed example, first: two layouts, task 0's first step never returns
+@prop("PAR-014", kind="parallel", case=hang_cases("step", max_tasks=2),
+      examples=(dict(case=hang_example("step")),))
+def test_interrupt_leaves_no_child(subject, case: FailureCase) -> None:
+    k = case.index
+    at = case.tasks[k].hang_at_step[0]
+    call = (f"parallel_env(makers): reset(), then step() x{at}; task {k}'s step {at} never "
+            f"returns; SIGINT to the parent {INTERRUPT_AFTER:g} s into it; no close()")
+    before = child_pids()
+    env = None
+    try:
+        outcome, value, _ = call_within(HANG_BOUND, subject.parallel_env,
+                                        [t.maker() for t in case.tasks])
+        expect(outcome == "ok", "building the env", outcome, "ok", call)
+        env = value
+        outcome, root, _ = call_within(HANG_BOUND, env.reset)
+        expect(outcome == "ok", "reset()", outcome, "ok", call)
+        for t, row in enumerate(case.actions[:at - 1], 1):
+            outcome, value, _ = call_within(HANG_BOUND, env.step, write_actions(root.clone(), row))
+            expect(outcome == "ok", f"step {t} (before the hung one)", outcome, "ok", call)
+            root = next_root(value)
+        outcome, value, secs = interrupted_call(INTERRUPT_AFTER, HANG_BOUND, env.step,
+                                                write_actions(root.clone(), case.actions[at - 1]))
+        expect(outcome != "hung", f"step {at}, interrupted", f"still running {secs:.1f} s after "
+               "it started", f"KeyboardInterrupt propagated, or an answer, within "
+               f"{HANG_BOUND:g} s", call, "let KeyboardInterrupt out of the wait on workers")
+        left = exit_blockers(before)
+        expect(not left, "child processes a program ending after the interrupt would wait on "
+               "or orphan", left, [], call, "make workers daemonic, or stop them (terminate, "
+               "then kill) when KeyboardInterrupt reaches the wait on them")
     finally:
         close_quietly(env)

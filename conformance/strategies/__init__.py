@@ -23,6 +23,7 @@ from conformance.strategies._common import (
 )
 from conformance.strategies.examples import (
     failure_example,
+    hang_example,
     random_rollout_example,
     rollout_example,
     spec_example,
@@ -40,6 +41,7 @@ from conformance.strategies.rollouts import (
     RandomRolloutCase,
     SeedCase,
     failure_cases,
+    hang_cases,
     partial_reset_cases,
     random_rollout_cases,
     rollout_cases,
@@ -95,6 +97,8 @@ __all__ = [
     "dtypes",
     "failure_cases",
     "failure_example",
+    "hang_cases",
+    "hang_example",
     "index_cases",
     "keys",
     "layouts",

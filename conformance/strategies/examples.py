@@ -57,6 +57,24 @@ def failure_example(at: str = "step") -> FailureCase:
     return FailureCase(tasks, 1, [])
 
 
+def hang_example(at: str = "step") -> FailureCase:
+    """:func:`hang_cases`' fixed case: :func:`failure_example`'s, with the failing task's env
+    sleeping (``HANG_SECONDS``) instead of raising: task 0 at its first step, or task 1's
+    construction."""
+    import dataclasses
+
+    from conformance.strategies.rollouts import HANG_SECONDS
+
+    case = failure_example(at)
+    task = case.tasks[case.index]
+    hung = (dataclasses.replace(task, raise_at_step=0, hang_at_step=(1, HANG_SECONDS))
+            if at == "step" else
+            dataclasses.replace(task, raise_at_init=False, hang_at_init=HANG_SECONDS))
+    tasks = list(case.tasks)
+    tasks[case.index] = hung
+    return FailureCase(tasks, case.index, case.actions)
+
+
 def spec_example() -> TaskSet:
     """:func:`spec_task_sets`' fixed case: :func:`two_layouts` (task 0's key is exclusive)."""
     return TaskSet(two_layouts())

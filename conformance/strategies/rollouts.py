@@ -100,6 +100,28 @@ def failure_cases(draw: Any, at: str = "step", max_tasks: int = 3) -> FailureCas
     return FailureCase(tasks, index, actions)
 
 
+HANG_SECONDS = 600.0  # how long a "hung" task env sleeps: longer than any bound a property states
+
+
+@st.composite
+def hang_cases(draw: Any, at: str | None = None, max_tasks: int = 2) -> FailureCase:
+    """Like :func:`failure_cases`, but task ``index`` stops answering instead of raising: its
+    env sleeps :data:`HANG_SECONDS` at its 1st..3rd step (``at="step"``) or while it is built
+    (``"init"``); ``at=None`` draws which."""
+    import dataclasses
+
+    where = at or draw(st.sampled_from(("step", "init")))
+    base = draw(failure_cases(where, max_tasks))
+    task = base.tasks[base.index]
+    hung = (dataclasses.replace(task, raise_at_step=0, hang_at_step=(task.raise_at_step,
+                                                                      HANG_SECONDS))
+            if where == "step" else
+            dataclasses.replace(task, raise_at_init=False, hang_at_init=HANG_SECONDS))
+    tasks = list(base.tasks)
+    tasks[base.index] = hung
+    return FailureCase(tasks, base.index, base.actions)
+
+
 class RandomRolloutCase(NamedTuple):
     """A random-action rollout: its tasks, its length and the global RNG seed."""
 

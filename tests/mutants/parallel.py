@@ -6,6 +6,7 @@ the kill run fast (no worker process to start) -- and provide only the capabilit
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from typing import Any
@@ -14,7 +15,7 @@ import torch
 from tensordict import lazy_stack
 
 from conformance.subject import Subject
-from reference import ParallelMultiTaskEnv, SerialMultiTaskEnv, WorkerError
+from reference import ParallelMultiTaskEnv, SerialMultiTaskEnv, WorkerError, _fast_worker
 
 
 class _PermutedActions(SerialMultiTaskEnv):
@@ -180,6 +181,24 @@ class _NoResetRandom(SerialMultiTaskEnv):
         return super().rollout(max_steps, policy, **kwargs)
 
 
+class _WaitsForever(ParallelMultiTaskEnv):
+    """Waits on its workers with no deadline: a worker that stops answering blocks it forever."""
+
+    def __init__(self, makers: Any) -> None:
+        super().__init__(makers, timeout=1e9)
+
+
+class _NonDaemonWorkers(ParallelMultiTaskEnv):
+    """Starts non-daemonic workers and does nothing on KeyboardInterrupt: after an interrupt
+    while a worker hangs, the program's exit joins that worker forever."""
+
+    def _launch(self, i: int, child: Any, blob: bytes) -> Any:
+        proc = self._ctx.Process(target=_fast_worker.main, args=(child, blob, dict(os.environ)),
+                                 daemon=False, name=f"non-daemon-task-{i}")
+        proc.start()
+        return proc
+
+
 def permuted_actions() -> Subject:
     """parallel_env hands each task its neighbour's action."""
     return Subject("permuted_actions", serial_env=SerialMultiTaskEnv,
@@ -241,6 +260,16 @@ def no_reset_random() -> Subject:
     return Subject("no_reset_random", parallel_env=_NoResetRandom)
 
 
+def waits_forever() -> Subject:
+    """parallel_env waits on a hung worker forever (no deadline)."""
+    return Subject("waits_forever", parallel_env=_WaitsForever)
+
+
+def non_daemon_workers() -> Subject:
+    """parallel_env leaves non-daemonic workers running after a KeyboardInterrupt."""
+    return Subject("non_daemon_workers", parallel_env=_NonDaemonWorkers)
+
+
 def stale_after_rollout() -> Subject:
     """serial_env diverges only in a sequence: partial reset after a rollout."""
     return Subject("stale_after_rollout", serial_env=_StaleAfterRollout)
@@ -260,4 +289,6 @@ KILLS = {
     "stale_after_rollout": ["PAR-011"],
     "own_rng": ["PAR-012"],
     "no_reset_random": ["PAR-012"],
+    "waits_forever": ["PAR-013"],
+    "non_daemon_workers": ["PAR-014"],
 }
