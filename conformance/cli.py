@@ -106,7 +106,8 @@ def pytest_args(ns: argparse.Namespace, report_path: str) -> list[str]:
 def _check(ns: argparse.Namespace) -> int:
     import pytest
 
-    from conformance.report import format_failures, format_findings, format_table
+    from conformance.report import (format_failures, format_findings, format_table,
+                                   format_warnings)
 
     try:
         catalogue.select(ns.area)
@@ -138,7 +139,7 @@ def _check(ns: argparse.Namespace) -> int:
         print(line)
     if ns.report:
         print(f"report: {ns.report}")
-    for line in format_table(report):  # ends with the one-line total
+    for line in format_warnings(report) + format_table(report):  # ends with the total
         print(line)
     bad = [c for s in report["subjects"].values() for c in s["properties"].values()
            if c["outcome"] in ("failed", "xpassed")]

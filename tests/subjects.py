@@ -70,3 +70,18 @@ def negated_reward() -> Subject:
         return SerialEnv(len(makers), makers)
 
     return Subject("negated_reward", serial_env=serial_env, uses=_TORCHRL_PARTS)
+
+
+def warning_stack() -> Subject:
+    """The conformant lazy stack of ``stack_only``, which emits a FutureWarning on every call (a
+    planted deprecation: the report lists it, and no outcome changes)."""
+    import warnings
+
+    from tests.mutants.stacking import ConformantStack
+
+    def lazy_stack(tds, dim=0):  # type: ignore[no-untyped-def]
+        warnings.warn("lazy_stack(dim=...) will be keyword-only in 9.0", FutureWarning,
+                      stacklevel=1)
+        return ConformantStack.stack(tds, dim)
+
+    return Subject("warning_stack", lazy_stack=lazy_stack)
