@@ -106,8 +106,7 @@ def pytest_args(ns: argparse.Namespace, report_path: str) -> list[str]:
 def _check(ns: argparse.Namespace) -> int:
     import pytest
 
-    from conformance.report import (format_failures, format_findings, format_table,
-                                   format_warnings)
+    from conformance.report import format_failures, format_findings, format_table, format_warnings
 
     try:
         catalogue.select(ns.area)
