@@ -35,13 +35,18 @@ Cells = dict[tuple[str, str], dict[str, str]]  # (subject, property ID) -> cell
 
 
 def versions() -> dict[str, str]:
-    """The installed releases the report names, and the kit's own."""
+    """The installed releases the report names, and the kit's own; a nightly build is named
+    twice: ``tensordict`` and ``tensordict-nightly``, both with its dated version."""
+    from conformance import releases
+
     out = {}
     for dist in (*VERSIONED, "multitask-conformance"):
         try:
-            out[dist] = metadata.version(dist)
+            out[dist] = releases.version(dist)
         except metadata.PackageNotFoundError:
             out[dist] = "unknown" if dist == "multitask-conformance" else "not installed"
+        if releases.nightly(dist):  # (a dated build: the matrix labels its column "nightly")
+            out[dist + releases.NIGHTLY_SUFFIX] = out[dist]
     return out
 
 

@@ -32,13 +32,14 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError
 from pathlib import Path
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 
 from conformance import catalogue
+from conformance.releases import version
 
 if sys.version_info >= (3, 11):
     import tomllib
