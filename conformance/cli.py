@@ -56,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     p_mat.add_argument("--baseline", type=int, default=0, metavar="K",
                        help="report K (0-based) holds the releases you are on: each subject is "
                             "gated against its own column there (default 0: the first report)")
+    p_mat.add_argument("--upgrade", action="store_true",
+                       help="gate only the reports after the baseline (an upgrade); the earlier "
+                            "ones are shown, not gated")
 
     p_find = sub.add_parser("findings", help="print the known findings a subject inherits or "
                                              "declares, as issue text for their upstream project")
@@ -202,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     if ns.command == "matrix":
         from conformance import matrix
 
-        return matrix.main(ns.reports, markdown=ns.markdown, baseline=ns.baseline)
+        return matrix.main(ns.reports, markdown=ns.markdown, baseline=ns.baseline,
+                           upgrade=ns.upgrade)
     from conformance import doctor
 
     return doctor.main(as_json=ns.json)
