@@ -119,3 +119,28 @@ class TestColumns:
         new = _findings_report(tmp_path, "new", {"torchrl": "0.15.0", **v}, [], "failed")
         run = run_cli("matrix", old, cur, new, "--baseline", "1", "--upgrade")
         assert run.code == 1 and "1 regression(s)" in run.out, run.out
+
+    def test_nightly_builds_are_found_by_their_package(self, monkeypatch):
+        """A nightly installs as tensordict-nightly: the report names its dated version under
+        both names, and a finding bounded to tensordict<0.15 reads it as newer."""
+        from importlib import metadata
+
+        from conformance import releases, report
+        from conformance.findings import Finding
+
+        real = metadata.version
+
+        def version(dist: str) -> str:
+            if dist == "tensordict":
+                raise metadata.PackageNotFoundError(dist)
+            return "2026.10.26" if dist == "tensordict-nightly" else real(dist)
+
+        monkeypatch.setattr(metadata, "version", version)
+        assert releases.version("tensordict") == "2026.10.26"
+        assert releases.nightly("tensordict") and not releases.nightly("torch")
+        vers = report.versions()
+        assert vers["tensordict"] == vers["tensordict-nightly"] == "2026.10.26"
+        old = Finding("old", ("STK-006",), "x", "r", component="a.b", when="tensordict<0.15")
+        assert not old.applies()
+        assert Finding("new", ("STK-006",), "x", "r", component="a.b",
+                       when="tensordict>=0.15").applies()
