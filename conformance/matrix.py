@@ -158,6 +158,32 @@ def findings_table(paths: list[str], markdown: bool = False) -> str:
     return "\n".join(lines)
 
 
+def deprecations_table(paths: list[str], limit: int = 12) -> str:
+    """Per deprecation the subjects raised (rows: category, origin, message) and report: in how
+    many of the report's cells it was raised (``-``: none), as a markdown table; '' when none."""
+    reports = [load_report(p) for p in paths]
+    counts: dict[tuple[str, str, str], list[int]] = {}
+    for k, r in enumerate(reports):
+        for entry in r["subjects"].values():
+            for cell in entry["properties"].values():
+                for w in cell.get("warnings", ()):
+                    key = (w["category"], w["origin"], " ".join(w["message"].split())[:120])
+                    counts.setdefault(key, [0] * len(reports))[k] += 1
+    if not counts:
+        return ""
+    rows = sorted(counts.items(), key=lambda kv: (-sum(kv[1]), kv[0]))
+    tags = [release_tag(r.get("versions", {})) for r in reports]
+    lines = ["| deprecation | origin | " + " | ".join(tags) + " |",
+             "|---" * (len(tags) + 2) + "|"]
+    for (category, origin, message), per in rows[:limit]:
+        text = message.replace("|", "\\|")
+        lines.append(f"| {category}: {text} | `{origin}` | "
+                     + " | ".join(str(n) if n else "-" for n in per) + " |")
+    if len(rows) > limit:
+        lines.append(f"\n{len(rows) - limit} more in the reports' `warnings`.")
+    return "\n".join(lines)
+
+
 def main(paths: list[str], markdown: bool = False, baseline: int = 0,
          upgrade: bool = False) -> int:
     """Print the merged table and where each finding holds; return 1 on a regression against

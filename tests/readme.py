@@ -81,7 +81,19 @@ def matrix_section() -> str:
             + "\n\n## Where each finding holds\n\nPer report, what the finding's reproducer "
             "said when that column ran: `holds`, `FIXED` (it ran without failing), `not "
             "declared` (its `when` excludes those releases); `-`: a report from before findings "
-            "were reported.\n\n" + held)
+            "were reported.\n\n" + held + _deprecations([str(ROOT / p) for p in paths]))
+
+
+def _deprecations(paths: list[str]) -> str:
+    from conformance import matrix
+
+    table = matrix.deprecations_table(paths)
+    if not table:
+        return ""
+    return ("\n\n## Deprecations\n\nWarnings (FutureWarning, DeprecationWarning, "
+            "PendingDeprecationWarning) the subjects raised while properties ran, and in how "
+            "many cells of each column: what the next release will break (each report's cells "
+            "list them under `warnings`).\n\n" + table)
 
 
 def catalogue_page() -> str:

@@ -67,3 +67,25 @@ def test_planted_future_warning_is_reported(run_cli):
     assert "deprecations raised while properties ran" in run.out
     assert "FutureWarning x" in run.out
     assert run.out.strip().splitlines()[-1].startswith("conformance: ")
+
+
+def test_matrix_lists_deprecations_per_column(tmp_path):
+    """The version matrix's deprecations table: one row per deprecation, per report the number
+    of its cells that raised it."""
+    import json
+
+    from conformance import matrix
+
+    row = {"category": "FutureWarning", "message": "gone in 0.17", "origin": "td/x.py:3",
+           "count": 4}
+    paths = []
+    for name, warned in (("old", []), ("new", [row])):
+        path = tmp_path / f"{name}.json"
+        cells = {pid: {"outcome": "passed", "message": "", "warnings": warned}
+                 for pid in ("STK-001", "STK-002")}
+        path.write_text(json.dumps({"subjects": {"torchrl": {"properties": cells}},
+                                    "versions": {"torchrl": "0.14.1", "tensordict": name}}))
+        paths.append(str(path))
+    table = matrix.deprecations_table(paths)
+    assert "| FutureWarning: gone in 0.17 | `td/x.py:3` | - | 2 |" in table, table
+    assert matrix.deprecations_table(paths[:1]) == ""
