@@ -125,11 +125,27 @@ FINDING_STATES = {"holds": "holds", "fixed": "FIXED", "differs": "differs", "hun
                   "none": "declared", "error": "error", "not run": "declared"}
 
 
+def _excludes(when: str, versions: dict[str, str]) -> bool:
+    """Whether a finding's ``when`` excludes a report's releases (a version it cannot read
+    excludes nothing)."""
+    from packaging.version import InvalidVersion
+
+    from conformance.findings import requirements
+
+    for req in requirements(when):
+        try:
+            if not req.specifier.contains(versions.get(req.name, ""), prereleases=True):
+                return True
+        except InvalidVersion:
+            continue
+    return False
+
+
 def findings_table(paths: list[str], markdown: bool = False) -> str:
     """Per finding (rows) and report (columns): where it holds, from each report's ``findings``
-    section: ``holds`` / ``FIXED`` (its reproducer passed) / ``not declared`` (inactive there: its
-    ``when`` excludes those releases, or no subject of the run uses it); ``-``: a report from
-    before findings were reported."""
+    section: ``holds`` / ``FIXED`` (its reproducer passed) / ``inactive`` (its ``when`` excludes
+    those releases) / ``not run`` (no subject of that run uses it); ``-``: a report from before
+    findings were reported."""
     reports = [load_report(p) for p in paths]
     tags = [release_tag(r.get("versions", {})) for r in reports]
     names: list[str] = []
@@ -138,12 +154,18 @@ def findings_table(paths: list[str], markdown: bool = False) -> str:
     if not names:
         return ""
 
+    # the releases each holds on: as the kit's findings files say now, else as the reports said
+    from conformance.findings import load, shipped
+
+    when = {f["name"]: f.get("when") or "" for r in reports for f in r.get("findings", [])}
+    when.update({f.name: f.when for path in shipped() for f in load(path) if f.name in when})
+
     def cell(report: dict[str, Any], name: str) -> str:
         if "findings" not in report:
             return "-"
         entry = next((f for f in report["findings"] if f["name"] == name), None)
         if entry is None:
-            return "not declared"
+            return "inactive" if _excludes(when[name], report.get("versions", {})) else "not run"
         return FINDING_STATES.get(entry.get("reproducer", ""), entry.get("reproducer", "?"))
 
     rows = [(n, [cell(r, n) for r in reports]) for n in names]

@@ -79,9 +79,10 @@ def matrix_section() -> str:
     return (f"`python -m conformance matrix {' '.join(paths)} --markdown` (profile "
             f"{', '.join(profiles)}):\n\n" + matrix.render(cols, markdown=True)
             + "\n\n## Where each finding holds\n\nPer report, what the finding's reproducer "
-            "said when that column ran: `holds`, `FIXED` (it ran without failing), `not "
-            "declared` (its `when` excludes those releases); `-`: a report from before findings "
-            "were reported.\n\n" + held + _deprecations([str(ROOT / p) for p in paths]))
+            "said when that column ran: `holds`, `FIXED` (it ran without failing), "
+            "`inactive` (its `when` excludes those releases: fixed there), `not run` (no subject "
+            "of that run uses it); `-`: a report from before findings were reported.\n\n" + held
+            + _deprecations([str(ROOT / p) for p in paths]))
 
 
 def _deprecations(paths: list[str]) -> str:

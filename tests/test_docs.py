@@ -110,7 +110,6 @@ OUTSIDE = ("FACTS.md", "DESIGN.md", "STYLE.md", "../shared")
 NOT_YET = {
     "docs/matrix/torchrl010.json",
     "docs/matrix/torchrl012.json",
-    "docs/matrix/torchrl014.json",
 }
 SKIP_DIRS = {".git", ".tox", ".hypothesis", ".pytest_cache", ".ruff_cache", "__pycache__", "build",
              "dist", "reports"}

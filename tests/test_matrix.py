@@ -82,21 +82,24 @@ def _findings_report(tmp_path: Path, name: str, versions: dict[str, str],
                                                                       "message": ""}}}},
                   "versions": versions}
     if findings is not None:
-        data["findings"] = [{"name": n, "reproducer": r} for n, r in findings]
+        data["findings"] = [{"name": n, "reproducer": r,
+                             "when": "tensordict<0.15" if n == "empty-slice" else ""}
+                            for n, r in findings]
     path.write_text(json.dumps(data))
     return str(path)
 
 
 class TestColumns:
     def test_findings_table_says_where_each_holds(self, tmp_path):
-        """One row per finding, one column per report: holds / FIXED / not declared, '-' for a
-        report without a findings section; a nightly build is labelled so."""
+        """One row per finding, one column per report: holds / FIXED / inactive (its when excludes
+        the releases) / not run, '-' for a report without a findings section; a nightly build is
+        labelled so."""
         from conformance import matrix
 
         old = _findings_report(tmp_path, "old", {"torchrl": "0.12.0", "tensordict": "0.12.4"},
                                None)
         cur = _findings_report(tmp_path, "cur", {"torchrl": "0.14.1", "tensordict": "0.14.3"},
-                               [("empty-slice", "holds"), ("loop", "holds")])
+                               [("empty-slice", "holds"), ("loop", "holds"), ("pool", "holds")])
         new = _findings_report(tmp_path, "new", {
             "torchrl": "2026.10.27", "torchrl-nightly": "2026.10.27",
             "tensordict": "2026.10.26", "tensordict-nightly": "2026.10.26"},
@@ -104,8 +107,9 @@ class TestColumns:
         table = matrix.findings_table([old, cur, new], markdown=True)
         assert "| finding | torchrl 0.12.0 / tensordict 0.12.4 | torchrl 0.14.1 / tensordict " \
                "0.14.3 | torchrl nightly 2026.10.27 / tensordict nightly 2026.10.26 |" in table
-        assert "| `empty-slice` | - | holds | not declared |" in table
+        assert "| `empty-slice` | - | holds | inactive |" in table
         assert "| `loop` | - | holds | FIXED |" in table
+        assert "| `pool` | - | holds | not run |" in table
 
     def test_upgrade_gates_only_later_reports(self, run_cli, tmp_path):
         """--upgrade: a report before the baseline is shown, not gated; a later one is."""
