@@ -63,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     p_mat.add_argument("--baseline", type=int, default=0, metavar="K",
                        help="report K (0-based) holds the releases you are on: each subject is "
                             "gated against its own column there (default 0: the first report)")
+    p_mat.add_argument("--upgrade", action="store_true",
+                       help="gate only the reports after the baseline (an upgrade); the earlier "
+                            "ones are shown, not gated")
 
     p_find = sub.add_parser("findings", help="print the known findings a subject inherits or "
                                              "declares, as issue text for their upstream project")
@@ -134,7 +137,7 @@ def _check(ns: argparse.Namespace) -> int:
             return 3
     import pytest
 
-    from conformance.report import format_failures, format_findings, format_table
+    from conformance.report import format_failures, format_findings, format_table, format_warnings
 
     report_path = ns.report or os.path.join(tempfile.mkdtemp(prefix="conformance-"),
                                             "report.json")
@@ -149,7 +152,7 @@ def _check(ns: argparse.Namespace) -> int:
         print(line)
     if ns.report:
         print(f"report: {ns.report}")
-    for line in format_table(report):  # ends with the one-line total
+    for line in format_warnings(report) + format_table(report):  # ends with the total
         print(line)
     bad = [c for s in report["subjects"].values() for c in s["properties"].values()
            if c["outcome"] in ("failed", "xpassed")]
@@ -221,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     if ns.command == "matrix":
         from conformance import matrix
 
-        return matrix.main(ns.reports, markdown=ns.markdown, baseline=ns.baseline)
+        return matrix.main(ns.reports, markdown=ns.markdown, baseline=ns.baseline,
+                           upgrade=ns.upgrade)
     from conformance import doctor
 
     return doctor.main(as_json=ns.json)

@@ -60,8 +60,9 @@ class Check:
 
 
 def version(dist: str) -> str:
-    """Installed version of ``dist`` (tried as spelled and with dashes), or "not installed"."""
-    for name in (dist, dist.replace("_", "-")):
+    """Installed version of ``dist`` (tried as spelled, with dashes, as its nightly build), or
+    "not installed"."""
+    for name in (dist, dist.replace("_", "-"), dist + "-nightly"):
         try:
             return metadata.version(name)
         except metadata.PackageNotFoundError:

@@ -4,7 +4,9 @@ Each (report, subject) pair is a column labelled ``subject @ torchrl X / tensord
 property IDs in catalogue order.  The exit code gates upgrades: one report is the baseline (the
 releases you are on) and a subject regresses when a property that passed in its baseline column
 fails, xpasses or is declared a deviation in its column of another report (the same subject at
-other releases).  Columns of subjects absent from the baseline report are shown, not gated.
+other releases; with ``--upgrade``, of a later report only: the earlier ones are shown, not
+gated).  Columns of subjects absent from the baseline report are shown, not gated.  Below the
+table, each finding's state per report (:func:`findings_table`).
 """
 
 from __future__ import annotations
@@ -64,21 +66,30 @@ def columns(paths: list[str]) -> list[Column]:
     out = []
     for k, path in enumerate(paths):
         data = load_report(path)
-        vers = data.get("versions", {})
-        tag = f"torchrl {vers.get('torchrl', '?')} / tensordict {vers.get('tensordict', '?')}"
+        tag = release_tag(data.get("versions", {}))
         for name, entry in data["subjects"].items():
             out.append(Column(f"{name} @ {tag}", str(path), entry["properties"], name, k))
     return out
 
 
-def regressions(cols: list[Column], baseline: int = 0) -> list[str]:
+def release_tag(vers: dict[str, str]) -> str:
+    """``torchrl X / tensordict Y``; a nightly build says so: ``torchrl nightly 2026.10.27``."""
+    def one(dist: str) -> str:
+        nightly = "nightly " if f"{dist}-nightly" in vers else ""
+        return f"{dist} {nightly}{vers.get(dist, '?')}"
+
+    return f"{one('torchrl')} / {one('tensordict')}"
+
+
+def regressions(cols: list[Column], baseline: int = 0, upgrade: bool = False) -> list[str]:
     """Per subject: properties that passed in its column of report ``baseline`` and failed,
-    xpassed or are a declared deviation in its column of another report."""
+    xpassed or are a declared deviation in its column of another report (``upgrade``: of a
+    later report only; the earlier ones are shown, not gated)."""
     base = {c.subject: c for c in cols if c.report == baseline}
     found = []
     for col in cols:
         ref = base.get(col.subject)
-        if ref is None or col is ref:
+        if ref is None or col is ref or (upgrade and col.report < baseline):
             continue
         for pid, cell in ref.properties.items():
             if cell["outcome"] != "passed":
@@ -110,8 +121,95 @@ def render(cols: list[Column], markdown: bool = False) -> str:
     return "\n".join(lines)
 
 
-def main(paths: list[str], markdown: bool = False, baseline: int = 0) -> int:
-    """Print the merged table; return 1 on a regression against the baseline report."""
+FINDING_STATES = {"holds": "holds", "fixed": "FIXED", "differs": "differs", "hung": "hung",
+                  "none": "declared", "error": "error", "not run": "declared"}
+
+
+def _excludes(when: str, versions: dict[str, str]) -> bool:
+    """Whether a finding's ``when`` excludes a report's releases (a version it cannot read
+    excludes nothing)."""
+    from packaging.version import InvalidVersion
+
+    from conformance.findings import requirements
+
+    for req in requirements(when):
+        try:
+            if not req.specifier.contains(versions.get(req.name, ""), prereleases=True):
+                return True
+        except InvalidVersion:
+            continue
+    return False
+
+
+def findings_table(paths: list[str], markdown: bool = False) -> str:
+    """Per finding (rows) and report (columns): where it holds, from each report's ``findings``
+    section: ``holds`` / ``FIXED`` (its reproducer passed) / ``inactive`` (its ``when`` excludes
+    those releases) / ``not run`` (no subject of that run uses it); ``-``: a report from before
+    findings were reported."""
+    reports = [load_report(p) for p in paths]
+    tags = [release_tag(r.get("versions", {})) for r in reports]
+    names: list[str] = []
+    for r in reports:
+        names += [f["name"] for f in r.get("findings", []) if f["name"] not in names]
+    if not names:
+        return ""
+
+    # the releases each holds on: as the kit's findings files say now, else as the reports said
+    from conformance.findings import load, shipped
+
+    when = {f["name"]: f.get("when") or "" for r in reports for f in r.get("findings", [])}
+    when.update({f.name: f.when for path in shipped() for f in load(path) if f.name in when})
+
+    def cell(report: dict[str, Any], name: str) -> str:
+        if "findings" not in report:
+            return "-"
+        entry = next((f for f in report["findings"] if f["name"] == name), None)
+        if entry is None:
+            return "inactive" if _excludes(when[name], report.get("versions", {})) else "not run"
+        return FINDING_STATES.get(entry.get("reproducer", ""), entry.get("reproducer", "?"))
+
+    rows = [(n, [cell(r, n) for r in reports]) for n in names]
+    if markdown:
+        lines = ["| finding | " + " | ".join(tags) + " |", "|---" * (len(tags) + 1) + "|"]
+        lines += [f"| `{n}` | " + " | ".join(c) + " |" for n, c in rows]
+        return "\n".join(lines)
+    width = max(len(n) for n in names) + 2
+    lines = [f"[{k}] {t}  ({p})" for k, (t, p) in enumerate(zip(tags, paths, strict=True))]
+    lines.append("finding".ljust(width) + "".join(f"[{k}]".ljust(14) for k in range(len(tags))))
+    lines += [n.ljust(width) + "".join(c.ljust(14) for c in cs) for n, cs in rows]
+    return "\n".join(lines)
+
+
+def deprecations_table(paths: list[str], limit: int = 12) -> str:
+    """Per deprecation the subjects raised (rows: category, origin, message) and report: in how
+    many of the report's cells it was raised (``-``: none), as a markdown table; '' when none."""
+    reports = [load_report(p) for p in paths]
+    counts: dict[tuple[str, str, str], list[int]] = {}
+    for k, r in enumerate(reports):
+        for entry in r["subjects"].values():
+            for cell in entry["properties"].values():
+                for w in cell.get("warnings", ()):
+                    key = (w["category"], w["origin"], " ".join(w["message"].split())[:120])
+                    counts.setdefault(key, [0] * len(reports))[k] += 1
+    if not counts:
+        return ""
+    rows = sorted(counts.items(), key=lambda kv: (-sum(kv[1]), kv[0]))
+    tags = [release_tag(r.get("versions", {})) for r in reports]
+    lines = ["| deprecation | origin | " + " | ".join(tags) + " |",
+             "|---" * (len(tags) + 2) + "|"]
+    for (category, origin, message), per in rows[:limit]:
+        text = message.replace("|", "\\|")
+        lines.append(f"| {category}: {text} | `{origin}` | "
+                     + " | ".join(str(n) if n else "-" for n in per) + " |")
+    if len(rows) > limit:
+        lines.append(f"\n{len(rows) - limit} more in the reports' `warnings`.")
+    return "\n".join(lines)
+
+
+def main(paths: list[str], markdown: bool = False, baseline: int = 0,
+         upgrade: bool = False) -> int:
+    """Print the merged table and where each finding holds; return 1 on a regression against
+    the baseline report (``upgrade``: in the reports after it only)."""
     try:
         cols = columns(paths)
     except MatrixError as exc:
@@ -124,8 +222,13 @@ def main(paths: list[str], markdown: bool = False, baseline: int = 0) -> int:
         print(f"error: --baseline {baseline} is out of range: reports are 0..{len(paths) - 1}")
         return 2
     print(render(cols, markdown))
-    found = regressions(cols, baseline)
+    held = findings_table(paths, markdown)
+    if held:
+        print(f"\nwhere each finding holds (its reproducer, run in each column):\n\n{held}")
+    found = regressions(cols, baseline, upgrade)
     where = f"baseline report [{baseline}] {paths[baseline]}"
+    if upgrade:
+        where += " (the reports before it are shown, not gated)"
     if found:
         print(f"\n{len(found)} regression(s) against {where}:")
         for line in found:

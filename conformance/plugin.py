@@ -263,9 +263,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     if marker is None or call.when != "call":
         return
     run = record.current(marker.args[0])
-    if run.findings:
-        rep.user_properties += [("conformance_hits", dict(run.hits)),
-                                ("conformance_explored", run.explored)]
+    rep.user_properties += run.user_properties()  # hits, explored, deprecations
     if call.excinfo is None or call.excinfo.errisinstance(pytest.skip.Exception):
         return
     example = record.last_example(marker.args[0])
@@ -316,8 +314,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         return
     report = _report(state)
     terminalreporter.section("conformance")
-    for line in (reports.format_table(report) + reports.format_findings(report)
-                 + reports.format_failures(report)):
+    for line in (reports.format_table(report) + reports.format_warnings(report)
+                 + reports.format_findings(report) + reports.format_failures(report)):
         terminalreporter.write_line(line)
 
 

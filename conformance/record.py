@@ -30,7 +30,8 @@ class Call:
     """One run of property ``prop_id`` on a subject, with the findings declared for the pair.
 
     ``hits`` counts the examples whose failure matched each finding (hypothesis went on past
-    them); ``explored`` counts the examples that ran without hitting one.
+    them); ``explored`` counts the examples that ran without hitting one; ``warnings`` the
+    deprecations its examples raised (:mod:`conformance.deprecations`).
     """
 
     prop_id: str
@@ -39,6 +40,21 @@ class Call:
     example: Example | None = None
     hits: dict[str, int] = field(default_factory=dict)
     explored: int = 0
+    # deprecations raised while its examples ran: (category, message, origin) -> count
+    warnings: dict[tuple[str, str, str], int] = field(default_factory=dict)
+
+    def user_properties(self) -> list[tuple[str, Any]]:
+        """What the call's test report carries to its cell (through xdist too): the findings'
+        hits and the examples explored beyond them, and the deprecations raised."""
+        out: list[tuple[str, Any]] = []
+        if self.findings:
+            out += [("conformance_hits", dict(self.hits)), ("conformance_explored",
+                                                            self.explored)]
+        if self.warnings:
+            from conformance.deprecations import as_list
+
+            out.append(("conformance_warnings", as_list(self.warnings)))
+        return out
 
     def known(self, exc: BaseException) -> Any:
         """The declared finding whose signature ``exc``'s failure text matches, else None; a

@@ -9,7 +9,9 @@ The JSON report: ``{"subjects": {NAME: {"properties": {ID: CELL}}}, "findings": 
 "versions": {DIST: VERSION}, "profile": NAME, "hypothesis_seed": INT or "derandomized"}``, a cell
 being ``{"outcome": OUTCOME, "message": TEXT}`` plus ``"reproducer"`` after a failure that has
 one and, where declared findings were hit, ``"findings": {NAME: HITS}, "explored": N`` (examples
-that ran without hitting one). A FINDING: ``name, component, subject, ids, reason, upstream,
+that ran without hitting one) and, where the subject raised deprecations while the property ran,
+``"warnings": [{"message", "category", "origin": "file:line", "count"}]``
+(:mod:`conformance.deprecations`). A FINDING: ``name, component, subject, ids, reason, upstream,
 when, signature, source, declared_for: {SUBJECT: [ID]}, hits: {SUBJECT: {ID: N}}, reproducer:
 holds|fixed|differs|hung|none|error|not run, reproducer_detail``.
 """
@@ -21,7 +23,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from conformance import catalogue
+from conformance import catalogue, deprecations
 
 VERSIONED = ("torch", "tensordict", "torchrl", "mujoco", "dm_control", "hypothesis")
 OUTCOMES = ("passed", "failed", "deviation", "xpassed", "skipped")
@@ -33,13 +35,18 @@ Cells = dict[tuple[str, str], dict[str, str]]  # (subject, property ID) -> cell
 
 
 def versions() -> dict[str, str]:
-    """The installed releases the report names, and the kit's own."""
+    """The installed releases the report names, and the kit's own; a nightly build is named
+    twice: ``tensordict`` and ``tensordict-nightly``, both with its dated version."""
+    from conformance import releases
+
     out = {}
     for dist in (*VERSIONED, "multitask-conformance"):
         try:
-            out[dist] = metadata.version(dist)
+            out[dist] = releases.version(dist)
         except metadata.PackageNotFoundError:
             out[dist] = "unknown" if dist == "multitask-conformance" else "not installed"
+        if releases.nightly(dist):  # (a dated build: the matrix labels its column "nightly")
+            out[dist + releases.NIGHTLY_SUFFIX] = out[dist]
     return out
 
 
@@ -80,6 +87,8 @@ def add(cells: Cells, report: Any) -> None:
     outcome, message = result
     key = (props["conformance_subject"], props["conformance_id"])
     cell = cells.get(key)
+    warned = deprecations.merge((cell or {}).get("warnings", []),
+                                props.get("conformance_warnings") or [])
     if cell is None or _RANK[outcome] > _RANK[cell["outcome"]]:
         cell = {"outcome": outcome, "message": message}
         if "conformance_reproducer" in props:
@@ -88,6 +97,8 @@ def add(cells: Cells, report: Any) -> None:
             cell["findings"] = dict(props["conformance_hits"])
             cell["explored"] = props.get("conformance_explored", 0)
         cells[key] = cell
+    if warned:
+        cell["warnings"] = warned
 
 
 def reproducer(prop_id: str, example: Any, subjects: dict[str, Any]) -> str:
@@ -196,6 +207,11 @@ def format_table(report: dict[str, Any]) -> list[str]:
         lines.append(f"skipped ({len(where)}): {reason}")
     lines.append("conformance: " + ", ".join(f"{n} {k}" for k, n in totals.items()))
     return lines
+
+
+def format_warnings(report: dict[str, Any]) -> list[str]:
+    """The short block after the table: the deprecations subjects raised while properties ran."""
+    return deprecations.format_block(report)
 
 
 def format_findings(report: dict[str, Any]) -> list[str]:

@@ -55,10 +55,15 @@ def findings() -> str:
 
 
 def matrix_reports() -> list[Path]:
-    """The version matrix's reports, oldest torchrl first: the baseline an upgrade is gated on."""
-    def release(path: Path) -> tuple[tuple[int, ...], str]:
-        got = json.loads(path.read_text()).get("versions", {}).get("torchrl", "0")
-        return tuple(int(x) for x in re.findall(r"\d+", got)[:3]), path.name
+    """The version matrix's reports, oldest torchrl (then tensordict) first, the nightly (a dated
+    version) last."""
+    def release(path: Path) -> tuple[tuple[int, ...], tuple[int, ...], str]:
+        vers = json.loads(path.read_text()).get("versions", {})
+
+        def parts(dist: str) -> tuple[int, ...]:
+            return tuple(int(x) for x in re.findall(r"\d+", vers.get(dist, "0"))[:3])
+
+        return parts("torchrl"), parts("tensordict"), path.name
 
     return sorted(MATRIX.glob("*.json"), key=release)
 
@@ -70,8 +75,26 @@ def matrix_section() -> str:
     paths = [str(p.relative_to(ROOT)) for p in matrix_reports()]
     profiles = sorted({json.loads((ROOT / p).read_text()).get("profile", "?") for p in paths})
     cols = matrix.columns([str(ROOT / p) for p in paths])
+    held = matrix.findings_table([str(ROOT / p) for p in paths], markdown=True)
     return (f"`python -m conformance matrix {' '.join(paths)} --markdown` (profile "
-            f"{', '.join(profiles)}):\n\n" + matrix.render(cols, markdown=True))
+            f"{', '.join(profiles)}):\n\n" + matrix.render(cols, markdown=True)
+            + "\n\n## Where each finding holds\n\nPer report, what the finding's reproducer "
+            "said when that column ran: `holds`, `FIXED` (it ran without failing), "
+            "`inactive` (its `when` excludes those releases: fixed there), `not run` (no subject "
+            "of that run uses it); `-`: a report from before findings were reported.\n\n" + held
+            + _deprecations([str(ROOT / p) for p in paths]))
+
+
+def _deprecations(paths: list[str]) -> str:
+    from conformance import matrix
+
+    table = matrix.deprecations_table(paths)
+    if not table:
+        return ""
+    return ("\n\n## Deprecations\n\nWarnings (FutureWarning, DeprecationWarning, "
+            "PendingDeprecationWarning) the subjects raised while properties ran, and in how "
+            "many cells of each column: what the next release will break (each report's cells "
+            "list them under `warnings`).\n\n" + table)
 
 
 def catalogue_page() -> str:
@@ -125,9 +148,12 @@ def matrix_page() -> str:
 
 Each column is one subject on one torchrl / tensordict release, each cell that property's outcome
 there (`deviation`: a declared finding, listed in [findings.md](findings.md)). The reports are
-kept in `docs/matrix/`; `tox -m matrix && python -m tests.readme --matrix reports/matrix` remakes
-them and this page. How the upgrade gate reads them and how to add a column of your own:
-[matrix-howto.md](matrix-howto.md).
+kept in `docs/matrix/`; `tox -m matrix -m nightly && python -m tests.readme --matrix
+reports/matrix` remakes them and this page. The tensordict 0.15 column runs torchrl 0.14.1 beside
+tensordict 0.15.3 (no released torchrl accepts it; installed with `--no-deps`); the nightly column
+is a dated build (`torchrl nightly` / `tensordict nightly`), shown here and gated only by its own
+scheduled job. How the upgrade gate (0.14 → newest) reads them and how to add a column of your
+own: [matrix-howto.md](matrix-howto.md).
 
 {matrix_section()}
 """

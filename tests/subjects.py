@@ -117,3 +117,18 @@ def loops_in_serial_env() -> Subject:
 
 def loops_in_parallel_env() -> Subject:
     return Subject("loops_in_parallel_env", parallel_env=_start_then_loop)
+
+
+def warning_stack() -> Subject:
+    """The conformant lazy stack of ``stack_only``, which emits a FutureWarning on every call (a
+    planted deprecation: the report lists it, and no outcome changes)."""
+    import warnings
+
+    from tests.mutants.stacking import ConformantStack
+
+    def lazy_stack(tds, dim=0):  # type: ignore[no-untyped-def]
+        warnings.warn("lazy_stack(dim=...) will be keyword-only in 9.0", FutureWarning,
+                      stacklevel=1)
+        return ConformantStack.stack(tds, dim)
+
+    return Subject("warning_stack", lazy_stack=lazy_stack)

@@ -193,3 +193,21 @@ class TestKnownDefectsHideNothing:
         assert {p: c["outcome"] for p, c in mine.items()} == \
             {p: c["outcome"] for p, c in theirs.items() if p in mine}
         assert any(c["outcome"] == "deviation" for c in mine.values())
+
+
+def test_issue_text_is_ready_to_paste():
+    """A finding as upstream issue text: a title from its reason's first sentence, the releases
+    it was checked on and holds on, the properties, the reproducer, expected vs observed."""
+    from conformance.findings import Finding, Verdict, issue_text
+
+    f = Finding(name="drops", ids=("STK-006",), signature="boom", component="tensordict.lazy_stack",
+                reason="The stack drops keys. More detail.", reproducer="raise SystemExit('boom')",
+                when="tensordict<0.15", source="/somewhere/conformance/findings/tensordict.toml:3")
+    text = issue_text(f, {"tensordict": "0.14.3", "torchrl": "not installed"},
+                      Verdict("holds", "", 0.1, "boom"))
+    assert text.startswith("## tensordict.lazy_stack: The stack drops keys\n"), text
+    assert "(`conformance/findings/tensordict.toml:3`)" in text
+    assert "**Checked on:** tensordict 0.14.3 (holds on `tensordict<0.15`)" in text
+    assert "- STK-006: " in text
+    assert "```python\nraise SystemExit('boom')\n```" in text
+    assert "**Expected vs observed:** the reproducer holds." in text and "```\nboom\n```" in text

@@ -73,3 +73,78 @@ class TestMatrix:
         assert "EXC-003: passed in [reference @ torchrl 0.14.1 / tensordict x] but deviation in " \
                "[reference @ torchrl 0.15.0 / tensordict x]" in run.out
         assert run_cli("matrix", old, "--baseline", "1").code == 2
+
+
+def _findings_report(tmp_path: Path, name: str, versions: dict[str, str],
+                     findings: list[tuple[str, str]] | None, outcome: str = "passed") -> str:
+    path = tmp_path / f"{name}.json"
+    data: dict = {"subjects": {"torchrl": {"properties": {"STK-006": {"outcome": outcome,
+                                                                      "message": ""}}}},
+                  "versions": versions}
+    if findings is not None:
+        data["findings"] = [{"name": n, "reproducer": r,
+                             "when": "tensordict<0.15" if n == "empty-slice" else ""}
+                            for n, r in findings]
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+class TestColumns:
+    def test_findings_table_says_where_each_holds(self, tmp_path):
+        """One row per finding, one column per report: holds / FIXED / inactive (its when excludes
+        the releases) / not run, '-' for a report without a findings section; a nightly build is
+        labelled so."""
+        from conformance import matrix
+
+        old = _findings_report(tmp_path, "old", {"torchrl": "0.12.0", "tensordict": "0.12.4"},
+                               None)
+        cur = _findings_report(tmp_path, "cur", {"torchrl": "0.14.1", "tensordict": "0.14.3"},
+                               [("empty-slice", "holds"), ("loop", "holds"), ("pool", "holds")])
+        new = _findings_report(tmp_path, "new", {
+            "torchrl": "2026.10.27", "torchrl-nightly": "2026.10.27",
+            "tensordict": "2026.10.26", "tensordict-nightly": "2026.10.26"},
+            [("loop", "fixed")])
+        table = matrix.findings_table([old, cur, new], markdown=True)
+        assert "| finding | torchrl 0.12.0 / tensordict 0.12.4 | torchrl 0.14.1 / tensordict " \
+               "0.14.3 | torchrl nightly 2026.10.27 / tensordict nightly 2026.10.26 |" in table
+        assert "| `empty-slice` | - | holds | inactive |" in table
+        assert "| `loop` | - | holds | FIXED |" in table
+        assert "| `pool` | - | holds | not run |" in table
+
+    def test_upgrade_gates_only_later_reports(self, run_cli, tmp_path):
+        """--upgrade: a report before the baseline is shown, not gated; a later one is."""
+        v = {"tensordict": "x"}
+        old = _findings_report(tmp_path, "old", {"torchrl": "0.10.1", **v}, None, "deviation")
+        cur = _findings_report(tmp_path, "cur", {"torchrl": "0.14.1", **v}, [], "passed")
+        run = run_cli("matrix", old, cur, "--baseline", "1", "--upgrade")
+        assert run.code == 0, run.out
+        assert "the reports before it are shown, not gated" in run.out
+        assert run_cli("matrix", old, cur, "--baseline", "1").code == 1
+        new = _findings_report(tmp_path, "new", {"torchrl": "0.15.0", **v}, [], "failed")
+        run = run_cli("matrix", old, cur, new, "--baseline", "1", "--upgrade")
+        assert run.code == 1 and "1 regression(s)" in run.out, run.out
+
+    def test_nightly_builds_are_found_by_their_package(self, monkeypatch):
+        """A nightly installs as tensordict-nightly: the report names its dated version under
+        both names, and a finding bounded to tensordict<0.15 reads it as newer."""
+        from importlib import metadata
+
+        from conformance import releases, report
+        from conformance.findings import Finding
+
+        real = metadata.version
+
+        def version(dist: str) -> str:
+            if dist == "tensordict":
+                raise metadata.PackageNotFoundError(dist)
+            return "2026.10.26" if dist == "tensordict-nightly" else real(dist)
+
+        monkeypatch.setattr(metadata, "version", version)
+        assert releases.version("tensordict") == "2026.10.26"
+        assert releases.nightly("tensordict") and not releases.nightly("torch")
+        vers = report.versions()
+        assert vers["tensordict"] == vers["tensordict-nightly"] == "2026.10.26"
+        old = Finding("old", ("STK-006",), "x", "r", component="a.b", when="tensordict<0.15")
+        assert not old.applies()
+        assert Finding("new", ("STK-006",), "x", "r", component="a.b",
+                       when="tensordict>=0.15").applies()

@@ -32,13 +32,14 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError
 from pathlib import Path
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 
 from conformance import catalogue
+from conformance.releases import version
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -375,10 +376,12 @@ def issue_text(finding: Finding, versions: dict[str, str],
     """``finding`` as issue text for its upstream project (markdown): title, the releases it was
     checked on, the properties it breaks, the standalone reproducer, expected vs observed."""
     title = re.split(r"(?<=[.;:])\s", " ".join(finding.reason.split()), maxsplit=1)[0]
+    title = title.rstrip(".;:")
+    source = re.sub(r"^.*[/\\](?=conformance[/\\]findings[/\\])", "", finding.source)
     checked = ", ".join(f"{k} {v}" for k, v in versions.items() if v != "not installed")
     lines = [f"## {finding.where}: {title}", "",
              f"*Finding `{finding.name}` of the multi-task conformance kit "
-             f"(`{finding.source}`).*", "",
+             f"(`{source}`).*", "",
              f"**Checked on:** {checked}" + (f" (holds on `{finding.when}`)" if finding.when
                                              else ""),
              f"**Upstream:** {finding.upstream or 'not yet reported'}", "",

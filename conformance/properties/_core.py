@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from conformance import catalogue, profiles, record
+from conformance import catalogue, deprecations, profiles, record
 
 
 class FindingsOnly(BaseException):
@@ -35,7 +35,8 @@ def _recorder(call: record.Call, body: Callable[..., Any], helpers: tuple[Any, .
             saved = inputs
         call.example = record.Example(subject, body, saved, helpers)
         try:
-            result = body(*args, **kwargs)
+            with deprecations.recording(call.warnings):
+                result = body(*args, **kwargs)
         except Exception as exc:
             if call.known(exc) is None:
                 raise
