@@ -76,14 +76,18 @@ def deviations(path: str) -> None:
 
 
 def output_file(option: str, path: str) -> None:
-    """A file the run will write (``--report``, ``--junitxml``): its folder exists and it is no
-    folder itself."""
+    """A file the run will write (``--report``, ``--junitxml``): no folder itself, and its
+    folder exists or can be made (the run makes it): the nearest existing one above is a
+    folder, not a file."""
     target = Path(path)
     if not path or target.is_dir():
         raise ArgumentError(f"{option} {path!r}: is a folder or empty; give a file path")
-    if not target.resolve().parent.is_dir():
-        raise ArgumentError(f"{option} {path!r}: folder {str(target.parent)!r} does not exist; "
-                            "create it or give another path")
+    above = target.resolve().parent
+    while not above.exists():
+        above = above.parent
+    if not above.is_dir():
+        raise ArgumentError(f"{option} {path!r}: {str(above)!r} is a file, so the report's "
+                            "folder cannot be made there; give another path")
 
 
 def area(names: list[str]) -> None:

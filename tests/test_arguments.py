@@ -26,8 +26,8 @@ BAD = {
     "area": (["--area", "XYZ"], "unknown area(s) ['XYZ']"),
     "deviations": (["--deviations", "/no/such/file.toml"], "--deviations '/no/such/file.toml': "
                    "no such file"),
-    "report": (["--report", "/no/such/dir/r.json"], "folder '/no/such/dir' does not exist"),
-    "junitxml": (["--junitxml", "/no/such/dir/j.xml"], "folder '/no/such/dir' does not exist"),
+    "report": (["--report", "/dev/null/r.json"], "is a file, so the report's folder cannot"),
+    "junitxml": (["--junitxml", "/dev/null/j.xml"], "is a file, so the report's folder cannot"),
     "processes": (["-n", "zero"], "-n 'zero'"),
 }
 
@@ -89,7 +89,7 @@ def test_findings_command_checks_its_arguments() -> None:
     (["--hypothesis-seed", "notanumber"], "--hypothesis-seed 'notanumber'"),
     (["--subject", ""], "cannot resolve subject ''"),
     (["--deviations", "/no/such/file.toml"], "no such file"),
-    (["--report", "/no/such/dir/r.json"], "does not exist"),
+    (["--report", "/dev/null/r.json"], "cannot be made there"),
     (["--conformance-area", "XYZ"], "unknown area(s)"),
 ], ids=["seed", "subject", "deviations", "report", "area"])
 def test_bad_plugin_argument_is_a_usage_error(args: list[str], expected: str) -> None:
