@@ -26,17 +26,22 @@ class Profile:
     stateful_steps: int
     derandomize: bool
     explain: bool  # hypothesis's explain phase (a traced re-run of a failure: slow on workers)
+    shrink_examples: int = 60  # after a first failure, at most this many more examples ...
+    shrink_seconds: float = 5.0  # ... and seconds of shrinking (then the last failure stands)
 
 
 # Stateful machines drive in-process envs, but a bug that needs a particular sequence (a rollout,
 # then a partial reset) is found by chance: they get more examples than process-parallel ones.
 PROFILES: dict[str, Profile] = {
     "quick": Profile("quick", max_examples=8, parallel_examples=1, stateful_examples=4,
-                     stateful_steps=10, derandomize=False, explain=False),
+                     stateful_steps=10, derandomize=False, explain=False,
+                     shrink_examples=40, shrink_seconds=3.0),
     "ci": Profile("ci", max_examples=25, parallel_examples=2, stateful_examples=15,
-                  stateful_steps=20, derandomize=True, explain=False),
+                  stateful_steps=20, derandomize=True, explain=False,
+                  shrink_examples=150, shrink_seconds=15.0),
     "thorough": Profile("thorough", max_examples=200, parallel_examples=8, stateful_examples=50,
-                        stateful_steps=50, derandomize=False, explain=True),
+                        stateful_steps=50, derandomize=False, explain=True,
+                        shrink_examples=2000, shrink_seconds=120.0),
 }
 
 _active: dict[str, object] = {"name": None, "seed": None, "shrink": True}
@@ -69,6 +74,17 @@ def active() -> Profile:
     """The active profile (the default one when the plugin has not chosen)."""
     name = _active["name"] or default_name()
     return PROFILES[str(name)]
+
+
+def shrink_budget(kind: str = "default", *, spawns: bool = False) -> tuple[int, float]:
+    """How much a failing property may spend shrinking its counterexample: (examples, seconds)
+    after its first failure; the last failing example then stands, unshrunk.  Stateful and
+    process-spawning properties get a quarter of it (each example replays a sequence, or
+    starts workers)."""
+    prof = active()
+    if kind in ("stateful", "parallel") or spawns:
+        return max(1, prof.shrink_examples // 4), prof.shrink_seconds / 4
+    return prof.shrink_examples, prof.shrink_seconds
 
 
 def hypothesis_settings(kind: str = "default", explicit: int = 0, *,

@@ -39,6 +39,12 @@ class Call:
     example: Example | None = None
     hits: dict[str, int] = field(default_factory=dict)
     explored: int = 0
+    budget: tuple[int, float] = (0, 0.0)  # shrink budget: (examples, seconds) after a failure
+    failure: BaseException | None = None  # the last failure seen (not a declared finding)
+    failing: Example | None = None  # the example that raised it
+    failed_at: float | None = None  # time.monotonic() of the first failure
+    after_failure: int = 0  # examples run since the first failure (shrinking)
+    shrunk: str = ""  # "budget": the budget ran out before hypothesis finished shrinking
 
     def known(self, exc: BaseException) -> Any:
         """The declared finding whose signature ``exc``'s failure text matches, else None; a

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,43 @@ from conformance import catalogue, profiles, record
 class FindingsOnly(BaseException):
     """Raised through hypothesis to stop a property whose examples keep hitting declared
     findings (a BaseException: hypothesis lets it through instead of shrinking it)."""
+
+
+class ShrinkBudgetSpent(BaseException):
+    """Raised through hypothesis once a failing property has spent its shrink budget
+    (:func:`conformance.profiles.shrink_budget`): the last failure it saw then stands."""
+
+
+def failed(call: record.Call, exc: BaseException) -> None:
+    """Note a failure (not a declared finding) of the running example: the last one stands
+    when the shrink budget runs out."""
+    call.failure, call.failing = exc, call.example
+    if call.failed_at is None:
+        call.failed_at = time.monotonic()
+
+
+def tick(call: record.Call) -> None:
+    """Count an example run after the first failure; stop hypothesis (:class:`ShrinkBudgetSpent`)
+    once the call's shrink budget is spent."""
+    if call.failed_at is None:
+        return
+    call.after_failure += 1
+    examples, seconds = call.budget
+    if call.after_failure > examples or time.monotonic() - call.failed_at > seconds:
+        raise ShrinkBudgetSpent()
+
+
+def budget_failure(call: record.Call) -> BaseException:
+    """The failure that stands once the shrink budget is spent: the last one, its example
+    restored for the reproducer, the report told it was not fully shrunk."""
+    assert call.failure is not None
+    call.example, call.shrunk = call.failing, "budget"
+    note = (f"(conformance: the shrink budget of this profile ran out after "
+            f"{call.after_failure - 1} more example(s) in {time.monotonic() - call.failed_at:.1f}"
+            f" s: this is the last failing example, not a minimal one)")
+    if hasattr(call.failure, "add_note"):
+        call.failure.add_note(note)
+    return call.failure
 
 
 def _recorder(call: record.Call, body: Callable[..., Any], helpers: tuple[Any, ...] = (),
@@ -33,11 +71,15 @@ def _recorder(call: record.Call, body: Callable[..., Any], helpers: tuple[Any, .
             saved = copy.deepcopy(inputs)
         except Exception:  # inputs that cannot be copied are rendered as they are
             saved = inputs
+        if generated:
+            tick(call)
         call.example = record.Example(subject, body, saved, helpers)
         try:
             result = body(*args, **kwargs)
         except Exception as exc:
             if call.known(exc) is None:
+                if generated:
+                    failed(call, exc)
                 raise
             if not generated:
                 return None
@@ -60,6 +102,17 @@ def current_settings(prop_id: str) -> Any:
     """The hypothesis settings of the running call of ``prop_id`` (a stateful property passes
     them to ``run_state_machine_as_test``)."""
     return record.current(prop_id).settings
+
+
+def stateful_failed(prop_id: str, exc: BaseException) -> None:
+    """A stateful property's step failed (not a declared finding): see :func:`failed`."""
+    failed(record.current(prop_id), exc)
+
+
+def stateful_example(prop_id: str) -> None:
+    """A stateful property starts an example: see :func:`tick` (call it from the machine's
+    ``initialize`` rule)."""
+    tick(record.current(prop_id))
 
 
 def prop(prop_id: str, kind: str = "default", helpers: tuple[Any, ...] = (),
@@ -90,9 +143,9 @@ def prop(prop_id: str, kind: str = "default", helpers: tuple[Any, ...] = (),
         def property_test(*args: Any, **kwargs: Any) -> Any:
             subject = kwargs.get("subject", args[0] if args else None)
             call = record.current(prop_id)
-            call.settings = profiles.hypothesis_settings(
-                kind, len(examples),
-                spawns=bool(set(getattr(subject, "spawns", ())) & set(entry.needs)))
+            spawns = bool(set(getattr(subject, "spawns", ())) & set(entry.needs))
+            call.settings = profiles.hypothesis_settings(kind, len(examples), spawns=spawns)
+            call.budget = profiles.shrink_budget(kind, spawns=spawns)
             test = _recorder(call, body, helpers, generated=bool(strategies))
             if strategies:
                 test = given(**strategies)(test)
@@ -104,6 +157,8 @@ def prop(prop_id: str, kind: str = "default", helpers: tuple[Any, ...] = (),
                 test = settings(call.settings)(test)
             try:
                 return test(*args, **kwargs)
+            except ShrinkBudgetSpent:
+                raise budget_failure(call) from None
             except (FindingsOnly, Unsatisfiable):
                 if not call.hits:  # (no finding was hit: hypothesis's own complaint stands)
                     raise
