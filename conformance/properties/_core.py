@@ -65,6 +65,7 @@ def _recorder(call: record.Call, body: Callable[..., Any], helpers: tuple[Any, .
 
     @functools.wraps(body)
     def recorded(*args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True
         subject = kwargs.get("subject", args[0] if args else None)
         inputs = {k: v for k, v in kwargs.items() if k != "subject"}
         try:
@@ -141,6 +142,7 @@ def prop(prop_id: str, kind: str = "default", helpers: tuple[Any, ...] = (),
 
         @functools.wraps(body)
         def property_test(*args: Any, **kwargs: Any) -> Any:
+            __tracebackhide__ = True
             subject = kwargs.get("subject", args[0] if args else None)
             call = record.current(prop_id)
             spawns = bool(set(getattr(subject, "spawns", ())) & set(entry.needs))
