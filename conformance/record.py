@@ -39,6 +39,7 @@ class Call:
     example: Example | None = None
     hits: dict[str, int] = field(default_factory=dict)
     explored: int = 0
+    hit_cap: int = 2  # hits of declared findings that end the property (set by prop())
     budget: tuple[int, float] = (0, 0.0)  # shrink budget: (examples, seconds) after a failure
     failure: BaseException | None = None  # the last failure seen (not a declared finding)
     failing: Example | None = None  # the example that raised it

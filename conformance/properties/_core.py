@@ -60,7 +60,7 @@ def _recorder(call: record.Call, body: Callable[..., Any], helpers: tuple[Any, .
               generated: bool = True) -> Callable[..., Any]:
     """``body``, recording each example it runs on ``call`` (a copy: the body may mutate). A
     failure that matches a declared finding is a hit: hypothesis goes on as if the example were
-    rejected (``generated``), until hits outnumber twice the example budget."""
+    rejected (``generated``), until hits reach ``call.hit_cap`` (:func:`prop`)."""
     from hypothesis import reject
 
     @functools.wraps(body)
@@ -84,7 +84,7 @@ def _recorder(call: record.Call, body: Callable[..., Any], helpers: tuple[Any, .
                 raise
             if not generated:
                 return None
-            if sum(call.hits.values()) >= 2 * call.settings.max_examples:
+            if sum(call.hits.values()) >= call.hit_cap:
                 raise FindingsOnly() from None
             reject()
         call.explored += 1
@@ -148,6 +148,9 @@ def prop(prop_id: str, kind: str = "default", helpers: tuple[Any, ...] = (),
             spawns = bool(set(getattr(subject, "spawns", ())) & set(entry.needs))
             call.settings = profiles.hypothesis_settings(kind, len(examples), spawns=spawns)
             call.budget = profiles.shrink_budget(kind, spawns=spawns)
+            # hits end a property at twice its example budget; once where each example starts
+            # workers (a declared finding hit again costs a worker start-up and shows nothing new)
+            call.hit_cap = call.settings.max_examples * (1 if kind == "parallel" or spawns else 2)
             test = _recorder(call, body, helpers, generated=bool(strategies))
             if strategies:
                 test = given(**strategies)(test)
