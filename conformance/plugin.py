@@ -321,7 +321,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     report = _report(state)
     terminalreporter.section("conformance")
     for line in (reports.format_table(report) + reports.format_findings(report)
-                 + reports.format_failures(report)):
+                 + reports.format_failures(report, config.getoption(OPT_REPORT))):
         terminalreporter.write_line(line)
 
 
