@@ -46,7 +46,8 @@ class Subject:
     ``uses`` names the upstream components the subject reuses (e.g. ``"tensordict.lazy_stack"``,
     ``"torchrl.SerialEnv"``; see :data:`conformance.findings.COMPONENTS`): it inherits their known
     findings, shipped with the kit. ``deviations`` names findings files of the subject's own
-    defects (TOML ``[[finding]]`` tables, see :mod:`conformance.findings`); ``snippet`` maps
+    defects (TOML ``[[finding]]`` tables, see :mod:`conformance.findings`; a relative path is read
+from the folder of the module that defines the subject, or its factory); ``snippet`` maps
     a capability to the Python lines a standalone reproducer uses to obtain it (e.g.
     ``{"lazy_stack": "from tensordict import lazy_stack"}``). ``spawns`` names the capabilities
     that start worker processes on every call (a process-backed ``serial_env``, say): properties
