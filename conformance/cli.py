@@ -93,8 +93,8 @@ def _plugin_args() -> list[str]:
 
 def pytest_args(ns: argparse.Namespace, report_path: str) -> list[str]:
     """The pytest command line that ``check`` runs."""
-    args = ["--pyargs", "conformance", "-q", "-rfE", "-p", "no:cacheprovider",
-            "--report", report_path, "--conformance-no-table",
+    args = ["--pyargs", "conformance", "-q", "-rfE", "-p", "no:cacheprovider", "--tb=no",
+            "-o", "console_output_style=classic", "--report", report_path, "--conformance-no-table",
             "-W", "ignore::pytest.PytestAssertRewriteWarning", *_plugin_args()]
     for name in ns.subject or []:
         args += ["--subject", name]
@@ -125,6 +125,7 @@ def _check(ns: argparse.Namespace) -> int:
         print("python -m conformance check: error: -n needs pytest-xdist: pip install "
               "'multitask-conformance[test]' or run without -n", file=sys.stderr)
         return arguments.USAGE
+    _banner(ns)
     if not ns.skip_doctor:
         from conformance import doctor
 
@@ -141,26 +142,50 @@ def _check(ns: argparse.Namespace) -> int:
 
     report_path = ns.report or os.path.join(tempfile.mkdtemp(prefix="conformance-"),
                                             "report.json")
-    code = pytest.main(pytest_args(ns, report_path))
+    from conformance.verdict import Progress
+
+    code = pytest.main(pytest_args(ns, report_path), plugins=[Progress()])
     if code == pytest.ExitCode.USAGE_ERROR:  # (the plugin's: a subject that fails to resolve)
         return arguments.USAGE
     if not Path(report_path).exists():
         return int(code) or 4
     report = json.loads(Path(report_path).read_text(encoding="utf-8"))
     print()
-    for line in format_findings(report) + format_failures(report):
+    for line in format_findings(report) + format_failures(report, report_path):
         print(line)
     if ns.report:
         print(f"report: {ns.report}")
+    if bad_cells(report):
+        print("(tracebacks and hypothesis's falsifying examples: add -- --tb=short)")
     for line in format_warnings(report) + format_table(report):  # ends with the total
         print(line)
-    bad = [c for s in report["subjects"].values() for c in s["properties"].values()
-           if c["outcome"] in ("failed", "xpassed")]
-    if bad:
+    if bad_cells(report):
         return 1
     if int(code) not in (0, 5):  # usage or internal errors
         return int(code)
     return 0 if report["subjects"] else 5
+
+
+def bad_cells(report: dict[str, object]) -> list[dict[str, str]]:
+    """The report's failed and xpassed cells."""
+    return [c for s in report["subjects"].values()  # type: ignore[attr-defined]
+            for c in s["properties"].values() if c["outcome"] in ("failed", "xpassed")]
+
+
+def _banner(ns: argparse.Namespace) -> None:
+    """Say what runs, before anything slow: subjects, profile, areas and the seed (chosen here
+    where the profile is not derandomized, so that it can be printed first)."""
+    import secrets
+
+    from conformance.subject import default_names
+
+    profile = ns.profile or profiles.default_name()
+    if ns.seed is None and not profiles.PROFILES[profile].derandomize:
+        ns.seed = str(secrets.randbelow(2**32))
+    seed = "derandomized" if ns.seed is None else f"{ns.seed} (rerun: --hypothesis-seed {ns.seed})"
+    areas = f"; areas {' '.join(ns.area)}" if ns.area else ""
+    print(f"conformance check: subjects {', '.join(ns.subject or default_names())}; profile "
+          f"{profile}{areas}; hypothesis seed {seed}", flush=True)
 
 
 def _list(ns: argparse.Namespace) -> int:

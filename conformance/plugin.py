@@ -1,9 +1,8 @@
 """The pytest plugin (``pytest11`` entry point ``conformance``).
 
-Options, configuration, the ``subject`` parametrization, capability skips, known deviations
-(strict) and the marks that give each test its outcome.  The outcome table and the JSON report
-are built by :mod:`conformance.report`; the garbage collection after spawning properties and the
-reaping of leftover workers are :mod:`conformance.hygiene`'s.
+Options, configuration, the ``subject`` parametrization (ids ``ID-subject``), capability skips,
+findings and the marks that give each test its outcome.  :mod:`conformance.report` builds the
+table and JSON report; :mod:`conformance.hygiene` collects garbage and reaps leftover workers.
 
 Inert in a session that asks nothing of it: unless the session gives a kit option or names the
 conformance package (:func:`requested`), it prints no header, sets no environment variable and
@@ -23,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from conformance import arguments, catalogue, hygiene, profiles, record, watchdog
+from conformance import arguments, catalogue, hygiene, profiles, record, verdict, watchdog
 from conformance import report as reports
 
 OPT_SUBJECT = "--subject"
@@ -106,7 +105,7 @@ def _load(path: Any) -> list[Any]:
     try:
         return [f for f in load(path) if f.applies()]
     except FindingsError as exc:
-        raise pytest.UsageError(f"malformed findings file: {exc}") from None
+        raise pytest.UsageError(f"findings file: {exc}") from None
 
 
 def requested(config: pytest.Config) -> bool:
@@ -154,6 +153,7 @@ def pytest_configure(config: pytest.Config) -> None:
         for path in [*shipped(), *config.getoption(OPT_DEVIATIONS)]:
             state.findings.extend(_load(path))
     config.stash[STATE] = state
+    config.pluginmanager.register(verdict.Hooks(), "conformance-verdict")
     if state.requested:  # dm_control (SCN) renders headless unless the user chose otherwise
         os.environ.setdefault("MUJOCO_GL", "egl")
     if state.names:  # named explicitly: a bad name is a usage error before anything runs
@@ -177,7 +177,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "subject" not in metafunc.fixturenames or not metafunc.definition.get_closest_marker(MARKER):
         return
     subjects = metafunc.config.stash[STATE].resolve()
-    metafunc.parametrize("subject", [s for s, _ in subjects.values()], ids=list(subjects))
+    pid = metafunc.definition.get_closest_marker(MARKER).args[0]
+    metafunc.parametrize("subject", [s for s, _ in subjects.values()],
+                         ids=[f"{pid}-{name}" for name in subjects])
 
 
 def _dmcontrol_problem() -> str | None:
@@ -229,8 +231,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Open the property's call with the findings declared for its subject: a failure that
-    matches one is a hit, and the property goes on exploring."""
+    """Open the property's call with the findings declared for its subject (failures: hits)."""
     marker = item.get_closest_marker(MARKER)
     if marker is not None:
         subj = getattr(item, "callspec", None) and item.callspec.params.get("subject")
@@ -239,8 +240,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 def pytest_runtest_teardown(item: pytest.Item) -> None:
-    """Collect garbage after each property that starts worker processes (it needs
-    ``parallel_env``, or a capability the subject ``spawns``): see ``hygiene.collect_garbage``."""
+    """Collect garbage after a property that starts workers: see ``hygiene.collect_garbage``."""
     marker = item.get_closest_marker(MARKER)
     if marker is None:
         return
@@ -315,7 +315,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     report = _report(state)
     terminalreporter.section("conformance")
     for line in (reports.format_table(report) + reports.format_warnings(report)
-                 + reports.format_findings(report) + reports.format_failures(report)):
+                 + reports.format_findings(report)
+                 + reports.format_failures(report, config.getoption(OPT_REPORT))):
         terminalreporter.write_line(line)
 
 

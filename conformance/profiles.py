@@ -28,6 +28,8 @@ class Profile:
     explain: bool  # hypothesis's explain phase (a traced re-run of a failure: slow on workers)
     limit: float  # s: wall-clock limit of one in-process property (conformance.watchdog)
     spawn_limit: float  # s: the same for a property that starts worker processes
+    shrink_examples: int = 60  # after a first failure, at most this many more examples ...
+    shrink_seconds: float = 5.0  # ... and seconds of shrinking (then the last failure stands)
 
 
 # Wall-clock limits (conformance.watchdog): far above what a conforming subject needs on a loaded
@@ -39,12 +41,13 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "quick": Profile("quick", max_examples=8, parallel_examples=1, stateful_examples=4,
                      stateful_steps=10, derandomize=False, explain=False, limit=60,
-                     spawn_limit=300),
+                     spawn_limit=300, shrink_examples=40, shrink_seconds=3.0),
     "ci": Profile("ci", max_examples=25, parallel_examples=2, stateful_examples=15,
-                  stateful_steps=20, derandomize=True, explain=False, limit=120, spawn_limit=600),
+                  stateful_steps=20, derandomize=True, explain=False, limit=120, spawn_limit=600,
+                  shrink_examples=150, shrink_seconds=15.0),
     "thorough": Profile("thorough", max_examples=200, parallel_examples=8, stateful_examples=50,
                         stateful_steps=50, derandomize=False, explain=True, limit=600,
-                        spawn_limit=1800),
+                        spawn_limit=1800, shrink_examples=2000, shrink_seconds=120.0),
 }
 
 _active: dict[str, object] = {"name": None, "seed": None, "shrink": True}
@@ -88,6 +91,17 @@ def property_limit(spawns: bool = False) -> float:
         return float(override)
     prof = active()
     return prof.spawn_limit if spawns else prof.limit
+
+
+def shrink_budget(kind: str = "default", *, spawns: bool = False) -> tuple[int, float]:
+    """How much a failing property may spend shrinking its counterexample: (examples, seconds)
+    after its first failure; the last failing example then stands, unshrunk.  Stateful and
+    process-spawning properties get a quarter of it (each example replays a sequence, or
+    starts workers)."""
+    prof = active()
+    if kind in ("stateful", "parallel") or spawns:
+        return max(1, prof.shrink_examples // 4), prof.shrink_seconds / 4
+    return prof.shrink_examples, prof.shrink_seconds
 
 
 def hypothesis_settings(kind: str = "default", explicit: int = 0, *,

@@ -40,6 +40,13 @@ class Call:
     example: Example | None = None
     hits: dict[str, int] = field(default_factory=dict)
     explored: int = 0
+    hit_cap: int = 2  # hits of declared findings that end the property (set by prop())
+    budget: tuple[int, float] = (0, 0.0)  # shrink budget: (examples, seconds) after a failure
+    failure: BaseException | None = None  # the last failure seen (not a declared finding)
+    failing: Example | None = None  # the example that raised it
+    failed_at: float | None = None  # time.monotonic() of the first failure
+    after_failure: int = 0  # examples run since the first failure (shrinking)
+    shrunk: str = ""  # "budget": the budget ran out before hypothesis finished shrinking
     # deprecations raised while its examples ran: (category, message, origin) -> count
     warnings: dict[tuple[str, str, str], int] = field(default_factory=dict)
 

@@ -7,8 +7,10 @@ same two from the JSON report.
 
 The JSON report: ``{"subjects": {NAME: {"properties": {ID: CELL}}}, "findings": [FINDING],
 "versions": {DIST: VERSION}, "profile": NAME, "hypothesis_seed": INT or "derandomized"}``, a cell
-being ``{"outcome": OUTCOME, "message": TEXT}`` plus ``"reproducer"`` after a failure that has
-one and, where declared findings were hit, ``"findings": {NAME: HITS}, "explored": N`` (examples
+being ``{"outcome": OUTCOME, "message": TEXT}`` (after a failure, the kit's "observed …, expected
+…" line; its ``"traceback"`` apart) plus ``"reproducer"`` after a failure that has one,
+``"shrunk": "budget"`` when its example was not fully shrunk (the profile's budget ran out) and,
+where declared findings were hit, ``"findings": {NAME: HITS}, "explored": N`` (examples
 that ran without hitting one) and, where the subject raised deprecations while the property ran,
 ``"warnings": [{"message", "category", "origin": "file:line", "count"}]``
 (:mod:`conformance.deprecations`). A FINDING: ``name, component, subject, ids, reason, upstream,
@@ -66,8 +68,8 @@ def phase_outcome(report: Any, props: dict[str, Any]) -> tuple[str, str] | None:
         longrepr = report.longrepr
         reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
         return "skipped", reason.removeprefix("Skipped: ")
-    if report.failed:
-        return "failed", report.longreprtext[-_MESSAGE_LIMIT:]
+    if report.failed:  # the kit's line first (the traceback goes to the cell's "traceback")
+        return "failed", props.get("conformance_message") or report.longreprtext[-_MESSAGE_LIMIT:]
     if report.when == "call":
         hits = props.get("conformance_hits") or {}
         if hits:
@@ -91,8 +93,12 @@ def add(cells: Cells, report: Any) -> None:
                                 props.get("conformance_warnings") or [])
     if cell is None or _RANK[outcome] > _RANK[cell["outcome"]]:
         cell = {"outcome": outcome, "message": message}
+        if outcome == "failed":
+            cell["traceback"] = report.longreprtext[-_MESSAGE_LIMIT:]
         if "conformance_reproducer" in props:
             cell["reproducer"] = props["conformance_reproducer"]
+        if props.get("conformance_shrunk"):
+            cell["shrunk"] = props["conformance_shrunk"]
         if props.get("conformance_hits"):
             cell["findings"] = dict(props["conformance_hits"])
             cell["explored"] = props.get("conformance_explored", 0)
@@ -229,8 +235,9 @@ def format_findings(report: dict[str, Any]) -> list[str]:
     return lines
 
 
-def format_failures(report: dict[str, Any]) -> list[str]:
-    """One line per failed or xpassed cell: ID, subject, statement, and where the detail is."""
+def format_failures(report: dict[str, Any], path: str | None = None) -> list[str]:
+    """Per failed or xpassed cell: ID, subject, statement, the kit's message and where the
+    reproducer is (``path``: the JSON report written, if any)."""
     lines = []
     for subj, entry in report["subjects"].items():
         for pid, cell in entry["properties"].items():
@@ -238,9 +245,11 @@ def format_failures(report: dict[str, Any]) -> list[str]:
                 continue
             lines.append(f"{cell['outcome'].upper()} {pid} [{subj}]: "
                          f"{catalogue.get(pid).statement}")
-            if cell["outcome"] == "xpassed":
-                lines.append(f"  {cell['message']}")
-            elif cell.get("reproducer"):
-                lines.append("  the shrunk example is above; a standalone reproducer is in the "
-                             "JSON report (--report FILE.json: subjects.NAME.properties.ID)")
+            lines.append(f"  {cell['message'].strip().splitlines()[-1] if cell['message'] else ''}")
+            if cell.get("shrunk") == "budget":
+                lines.append("  (not fully shrunk: the profile's shrink budget ran out)")
+            if cell.get("reproducer"):
+                where = (f"in {path}" if path else "in the JSON report (--report FILE.json)")
+                lines.append(f"  reproducer: {where}, subjects.{subj}.properties.{pid}"
+                             f".reproducer")
     return lines

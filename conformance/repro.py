@@ -73,8 +73,26 @@ def _subject_lines(subject: Any, source_name: str) -> str:
         ns = ", ".join(f"{c}={c}" for c in caps)
         return f"{body}\nsubject = SimpleNamespace({ns})"
     module, _, attr = source_name.partition(":")
-    return (f"import importlib\nsubject = getattr(importlib.import_module({module!r}), {attr!r})\n"
+    return (f"import importlib\n{_module_root(module)}"
+            f"subject = getattr(importlib.import_module({module!r}), {attr!r})\n"
             f"subject = subject() if callable(subject) else subject")
+
+
+def _module_root(module: str) -> str:
+    """A ``sys.path`` line that lets the reproducer import ``module`` from any directory where
+    the module is not pip-installed (it lives in a folder of its own); else nothing."""
+    import sys
+    from pathlib import Path
+
+    file = getattr(sys.modules.get(module), "__file__", None)
+    if not file:
+        return ""
+    path = Path(file).resolve()
+    root = path.parents[module.count(".") + (1 if path.name == "__init__.py" else 0)]
+    if any(part in ("site-packages", "dist-packages") for part in root.parts):
+        return ""
+    return (f"import sys\nsys.path.insert(0, {str(root)!r})  # where module {module!r} lives "
+            f"(it is imported by name)\n")
 
 
 def _source(obj: Any, decorators: bool = True) -> str:

@@ -14,11 +14,14 @@ a zero-argument callable returning one.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 from conformance.catalogue import CAPABILITIES
@@ -43,7 +46,8 @@ class Subject:
     ``uses`` names the upstream components the subject reuses (e.g. ``"tensordict.lazy_stack"``,
     ``"torchrl.SerialEnv"``; see :data:`conformance.findings.COMPONENTS`): it inherits their known
     findings, shipped with the kit. ``deviations`` names findings files of the subject's own
-    defects (TOML ``[[finding]]`` tables, see :mod:`conformance.findings`); ``snippet`` maps
+    defects (TOML ``[[finding]]`` tables, see :mod:`conformance.findings`; a relative path is read
+from the folder of the module that defines the subject, or its factory); ``snippet`` maps
     a capability to the Python lines a standalone reproducer uses to obtain it (e.g.
     ``{"lazy_stack": "from tensordict import lazy_stack"}``). ``spawns`` names the capabilities
     that start worker processes on every call (a process-backed ``serial_env``, say): properties
@@ -102,6 +106,14 @@ def _load_target(name: str, target: str) -> Any:
         raise _usage(name, "expected the form 'module:attribute'")
     try:
         module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:  # a package in the current directory, as python -m finds
+        if exc.name != module_name.split(".")[0] or os.getcwd() in sys.path:
+            raise _usage(name, f"importing module {module_name!r} failed ({exc})") from exc
+        sys.path.append(os.getcwd())
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as again:
+            raise _usage(name, f"importing module {module_name!r} failed ({again})") from again
     except ImportError as exc:
         raise _usage(name, f"importing module {module_name!r} failed ({exc})") from exc
     obj: Any = module
@@ -112,7 +124,24 @@ def _load_target(name: str, target: str) -> Any:
     return obj
 
 
-def _coerce(name: str, obj: Any) -> Subject:
+def _here(obj: Any, subject: Subject, where: str) -> Subject:
+    """``subject`` with its relative ``deviations`` paths made absolute: relative to the folder
+    of the module that defines ``obj``, its factory (``where``: the module it was named in)."""
+    owner = where if isinstance(obj, Subject) else getattr(obj, "__module__", None) or where
+    file = getattr(sys.modules.get(owner), "__file__", None)
+    if not file or all(Path(p).is_absolute() for p in subject.deviations):
+        return subject
+    base = Path(file).resolve().parent
+    return dataclasses.replace(subject, deviations=tuple(
+        str(p if Path(p).is_absolute() else base / p) for p in subject.deviations))
+
+
+def _coerce(name: str, obj: Any, where: str = "") -> Subject:
+    subject = _coerce_object(name, obj)
+    return _here(obj, subject, where) if subject.deviations else subject
+
+
+def _coerce_object(name: str, obj: Any) -> Subject:
     if not isinstance(obj, Subject) and callable(obj):
         try:
             obj = obj()
@@ -141,17 +170,17 @@ def resolve(name: str) -> Subject:
             or the object is not a Subject.
     """
     if name in BUILTIN:
-        return _coerce(name, _load_target(name, BUILTIN[name]))
+        return _coerce(name, _load_target(name, BUILTIN[name]), BUILTIN[name].split(":")[0])
     eps = _entry_point_names()
     if name in eps:
         try:
-            return _coerce(name, eps[name].load())
+            return _coerce(name, eps[name].load(), eps[name].module)
         except SubjectError:
             raise
         except Exception as exc:  # an entry point whose import breaks
             raise _usage(name, f"loading entry point {eps[name].value!r} failed ({exc})") from exc
     if ":" in name:
-        return _coerce(name, _load_target(name, name))
+        return _coerce(name, _load_target(name, name), name.split(":")[0])
     raise _usage(name, "no built-in subject or entry point has this name")
 
 

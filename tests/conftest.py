@@ -21,6 +21,7 @@ class Run:
         self.code = proc.returncode
         self.out = proc.stdout + proc.stderr
         self.report: dict[str, Any] | None = None
+        self.path = report
         if report is not None and report.exists():
             self.report = json.loads(report.read_text())
 

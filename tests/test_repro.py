@@ -224,7 +224,8 @@ def _last_exception(text: str) -> str:
     return match.group(1).rsplit(".", 1)[-1] if match else ""
 
 
-@pytest.mark.parametrize("area", list(END_TO_END))
+@pytest.mark.parametrize("area", [  # process-spawning and dm_control areas: the slow tier
+    pytest.param(a, marks=pytest.mark.slow) if a in ("PAR", "SCN") else a for a in END_TO_END])
 def test_failing_mutant_reproducers_fail_the_same_way(area, tmp_path):
     """Run an area's mutants (``check --profile ci --area A``), then every reproducer the
     report holds for a failed property, alone in a fresh interpreter: each exits non-zero with

@@ -223,8 +223,10 @@ def load(path: str | Path) -> list[Finding]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise FindingsError(f"{path}: cannot read findings file ({exc.strerror}); check the "
-                            f"path (relative paths are read from the current directory)") from exc
+        raise FindingsError(f"{path}: cannot read findings file ({exc.strerror}; looked for "
+                            f"{path.resolve()}); check the path (a subject's deviations are read "
+                            f"relative to the module that defines it, --deviations relative to "
+                            f"the current directory)") from exc
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

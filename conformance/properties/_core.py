@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,31 +19,73 @@ class FindingsOnly(BaseException):
     findings (a BaseException: hypothesis lets it through instead of shrinking it)."""
 
 
+class ShrinkBudgetSpent(BaseException):
+    """Raised through hypothesis once a failing property has spent its shrink budget
+    (:func:`conformance.profiles.shrink_budget`): the last failure it saw then stands."""
+
+
+def failed(call: record.Call, exc: BaseException) -> None:
+    """Note a failure (not a declared finding) of the running example: the last one stands
+    when the shrink budget runs out."""
+    call.failure, call.failing = exc, call.example
+    if call.failed_at is None:
+        call.failed_at = time.monotonic()
+
+
+def tick(call: record.Call) -> None:
+    """Count an example run after the first failure; stop hypothesis (:class:`ShrinkBudgetSpent`)
+    once the call's shrink budget is spent."""
+    if call.failed_at is None:
+        return
+    call.after_failure += 1
+    examples, seconds = call.budget
+    if call.after_failure > examples or time.monotonic() - call.failed_at > seconds:
+        raise ShrinkBudgetSpent()
+
+
+def budget_failure(call: record.Call) -> BaseException:
+    """The failure that stands once the shrink budget is spent: the last one, its example
+    restored for the reproducer, the report told it was not fully shrunk."""
+    assert call.failure is not None
+    call.example, call.shrunk = call.failing, "budget"
+    note = (f"(conformance: the shrink budget of this profile ran out after "
+            f"{call.after_failure - 1} more example(s) in {time.monotonic() - call.failed_at:.1f}"
+            f" s: this is the last failing example, not a minimal one)")
+    if hasattr(call.failure, "add_note"):
+        call.failure.add_note(note)
+    return call.failure
+
+
 def _recorder(call: record.Call, body: Callable[..., Any], helpers: tuple[Any, ...] = (),
               generated: bool = True) -> Callable[..., Any]:
     """``body``, recording each example it runs on ``call`` (a copy: the body may mutate). A
     failure that matches a declared finding is a hit: hypothesis goes on as if the example were
-    rejected (``generated``), until hits outnumber twice the example budget."""
+    rejected (``generated``), until hits reach ``call.hit_cap`` (:func:`prop`)."""
     from hypothesis import reject
 
     @functools.wraps(body)
     def recorded(*args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True
         subject = kwargs.get("subject", args[0] if args else None)
         inputs = {k: v for k, v in kwargs.items() if k != "subject"}
         try:
             saved = copy.deepcopy(inputs)
         except Exception:  # inputs that cannot be copied are rendered as they are
             saved = inputs
+        if generated:
+            tick(call)
         call.example = record.Example(subject, body, saved, helpers)
         try:
             with deprecations.recording(call.warnings):
                 result = body(*args, **kwargs)
         except Exception as exc:
             if call.known(exc) is None:
+                if generated:
+                    failed(call, exc)
                 raise
             if not generated:
                 return None
-            if sum(call.hits.values()) >= 2 * call.settings.max_examples:
+            if sum(call.hits.values()) >= call.hit_cap:
                 raise FindingsOnly() from None
             reject()
         call.explored += 1
@@ -61,6 +104,17 @@ def current_settings(prop_id: str) -> Any:
     """The hypothesis settings of the running call of ``prop_id`` (a stateful property passes
     them to ``run_state_machine_as_test``)."""
     return record.current(prop_id).settings
+
+
+def stateful_failed(prop_id: str, exc: BaseException) -> None:
+    """A stateful property's step failed (not a declared finding): see :func:`failed`."""
+    failed(record.current(prop_id), exc)
+
+
+def stateful_example(prop_id: str) -> None:
+    """A stateful property starts an example: see :func:`tick` (call it from the machine's
+    ``initialize`` rule)."""
+    tick(record.current(prop_id))
 
 
 def prop(prop_id: str, kind: str = "default", helpers: tuple[Any, ...] = (),
@@ -89,11 +143,15 @@ def prop(prop_id: str, kind: str = "default", helpers: tuple[Any, ...] = (),
 
         @functools.wraps(body)
         def property_test(*args: Any, **kwargs: Any) -> Any:
+            __tracebackhide__ = True
             subject = kwargs.get("subject", args[0] if args else None)
             call = record.current(prop_id)
-            call.settings = profiles.hypothesis_settings(
-                kind, len(examples),
-                spawns=bool(set(getattr(subject, "spawns", ())) & set(entry.needs)))
+            spawns = bool(set(getattr(subject, "spawns", ())) & set(entry.needs))
+            call.settings = profiles.hypothesis_settings(kind, len(examples), spawns=spawns)
+            call.budget = profiles.shrink_budget(kind, spawns=spawns)
+            # hits end a property at twice its example budget; once where each example starts
+            # workers (a declared finding hit again costs a worker start-up and shows nothing new)
+            call.hit_cap = call.settings.max_examples * (1 if kind == "parallel" or spawns else 2)
             test = _recorder(call, body, helpers, generated=bool(strategies))
             if strategies:
                 test = given(**strategies)(test)
@@ -105,6 +163,8 @@ def prop(prop_id: str, kind: str = "default", helpers: tuple[Any, ...] = (),
                 test = settings(call.settings)(test)
             try:
                 return test(*args, **kwargs)
+            except ShrinkBudgetSpent:
+                raise budget_failure(call) from None
             except (FindingsOnly, Unsatisfiable):
                 if not call.hits:  # (no finding was hit: hypothesis's own complaint stands)
                     raise

@@ -33,7 +33,13 @@ from conformance.assertions import (
     snapshot,
     tensors_equal,
 )
-from conformance.properties._core import current_settings, known_failure, prop
+from conformance.properties._core import (
+    current_settings,
+    known_failure,
+    prop,
+    stateful_example,
+    stateful_failed,
+)
 from conformance.properties._envs import (
     close_env,
     done_mask,
@@ -433,6 +439,7 @@ def parity_machine(subject: Any) -> type[RuleBasedStateMachine]:
             passed by luck."""
             from reference import SerialMultiTaskEnv
 
+            stateful_example("PAR-011")  # (past the shrink budget: stops hypothesis)
             self.tasks = ts.tasks
             makers = [t.maker() for t in self.tasks]
             self.envs.append(subject.serial_env(makers))  # kept at once: teardown closes it
@@ -459,6 +466,7 @@ def parity_machine(subject: Any) -> type[RuleBasedStateMachine]:
             except Exception as exc:
                 if known_failure("PAR-011", exc):  # a declared finding: go on past it
                     reject()
+                stateful_failed("PAR-011", exc)
                 raise
 
         def started(self) -> bool:
