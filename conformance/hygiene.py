@@ -203,14 +203,16 @@ def child_pids() -> set[int]:
 
     multiprocessing's resource tracker and forkserver are left out: they are started once, on
     first use, and serve the whole process, not one env; the workers a forkserver forks are
-    grandchildren of this process, and counted.
+    grandchildren of this process, and counted. The kit's own findings verifier (a reproducer
+    run from a ``conformance-finding-`` folder, beside the properties) is left out with all it
+    started.
     """
     import os
 
     import psutil
 
     me = psutil.Process(os.getpid())
-    shared = set()
+    shared, skipped = set(), set()
     for child in me.children():  # a forkserver's workers carry its command line: only it is shared
         try:
             cmdline = " ".join(child.cmdline())
@@ -219,6 +221,8 @@ def child_pids() -> set[int]:
         if any(f"multiprocessing.{name}" in cmdline for name in ("resource_tracker",
                                                                  "forkserver")):
             shared.add(child.pid)
+        elif "conformance-finding-" in cmdline:
+            skipped |= {child.pid} | {p.pid for p in child.children(recursive=True)}
     alive = set()
     for proc in me.children(recursive=True):
         try:
@@ -226,7 +230,7 @@ def child_pids() -> set[int]:
                 alive.add(proc.pid)
         except psutil.Error:  # gone meanwhile
             continue
-    return alive - shared
+    return alive - shared - skipped
 
 
 def children_left(before: set[int], grace: float = 5.0) -> list[str]:

@@ -40,7 +40,7 @@ class Profile:
 # then a partial reset) is found by chance: they get more examples than process-parallel ones.
 PROFILES: dict[str, Profile] = {
     "quick": Profile("quick", max_examples=8, parallel_examples=1, stateful_examples=4,
-                     stateful_steps=10, derandomize=False, explain=False, limit=60,
+                     stateful_steps=10, derandomize=False, explain=False, limit=120,
                      spawn_limit=300, shrink_examples=40, shrink_seconds=3.0),
     "ci": Profile("ci", max_examples=25, parallel_examples=2, stateful_examples=15,
                   stateful_steps=20, derandomize=True, explain=False, limit=120, spawn_limit=600,
