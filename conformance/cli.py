@@ -177,7 +177,7 @@ def _findings(ns: argparse.Namespace) -> int:
     shown: set[str] = set()
     for subj in subjects:
         for f in known:
-            if f.name in shown or not f.concerns(subj.name, subj.uses):
+            if f.name in shown or not f.concerns(subj.name, subj.uses, subj.options):
                 continue
             shown.add(f.name)
             verdict = findings.verify(f) if ns.verify else None
