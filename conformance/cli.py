@@ -30,8 +30,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="as the markdown table in docs/catalogue.md")
 
     p_check = sub.add_parser("check", help="run the conformance properties against subjects")
-    p_check.add_argument("--subject", action="append", default=None, metavar="NAME",
-                         help="built-in name, entry point or module:attribute (repeatable; "
+    p_check.add_argument("--subject", action="append", default=None, metavar="NAME[OPTIONS]",
+                         help="built-in name, entry point or module:attribute, options in "
+                              "brackets: 'torchrl[use_buffers=False]' (repeatable; "
                               "default: reference and torchrl)")
     p_check.add_argument("--profile", choices=profiles.NAMES, default=None,
                          help="quick | ci | thorough (default: ci when CI=true, else quick)")
