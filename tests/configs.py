@@ -39,7 +39,8 @@ CONFIGS: tuple[str, ...] = (
 
 
 def slug(name: str) -> str:
-    """A file name for a configuration: ``torchrl[use_buffers=False]`` -> ``torchrl.use_buffers=False``."""
+    """A configuration's file name: ``torchrl[use_buffers=False]`` -> ``torchrl.use_buffers=False``
+    (brackets and quotes dropped)."""
     out = name.replace("[", ".").replace("]", "").replace("'", "").replace(", ", ".")
     return "".join(c if c.isalnum() or c in "._=-" else "_" for c in out)
 

@@ -124,8 +124,8 @@ def _async_subject(backend: str, name: str, **options: Any) -> Any:
         name=name,
         serial_env=pool,
         parallel_env=pool,
-        description=f"torchrl AsyncEnvPool(makers, {', '.join(f'{k}={v!r}' for k, v in kwargs.items())}); "
-        "the pool stands in for both batched-env capabilities",
+        description=f"torchrl {_call('AsyncEnvPool', 'makers', kwargs)}; the pool stands in "
+        "for both batched-env capabilities",
         uses=(f"torchrl.AsyncEnvPool.{backend}",),
         snippet={cap: f"from torchrl.envs import AsyncEnvPool\ndef {cap}(makers):\n{call}"
                  for cap in ("serial_env", "parallel_env")},
