@@ -3,8 +3,8 @@ against the subject's default configuration.
 
 ``python -m tests.configs [NAME ...]`` runs ``check`` for each configuration (or those named),
 writing ``docs/configs/<slug>.json``; ``python -m tests.readme`` then regenerates docs/configs.md
-from those reports and the default columns of the version matrix's newest report
-(docs/matrix/torchrl014.json, same profile and seed).  An option changes how a batched env is
+from those reports and the default columns of the version matrix's reports on the newest
+release (docs/matrix/torchrl014*.json, same profile and seed).  An option changes how a batched env is
 built, so a configuration runs only the areas whose properties build one (SPEC, PAR); the
 tutorial's scenario (SCN) is left to the version matrix.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS_DIR = ROOT / "docs" / "configs"
-DEFAULTS = ROOT / "docs" / "matrix" / "torchrl014.json"
+DEFAULTS = "docs/matrix/torchrl014*.json"  # the default configurations (version matrix)
 SEED = "20261125"  # the version matrix's (tox.ini)
 AREAS = ("SPEC", "PAR")
 
@@ -63,10 +63,22 @@ def _outcomes(data: dict) -> dict[str, dict[str, str]]:
             for name, entry in data["subjects"].items()}
 
 
+def _cause(message: str) -> str:
+    """The first ``E   Type: text`` line of a failure message (its exception), shortened."""
+    for line in message.splitlines():
+        text = line[1:].strip() if line.startswith("E ") else ""
+        if text.split(":", 1)[0].endswith(("Error", "Exception")):
+            text = text.replace("|", "\\|").replace("`", "'")
+            return text if len(text) <= 110 else text[:107] + "..."
+    return ""
+
+
 def differences() -> list[tuple[str, str, list[str]]]:
     """Per configuration: its report's releases, and each property whose outcome differs from the
     default configuration's (``ID: default -> configured``); ``None`` releases: no report yet."""
-    defaults = _outcomes(json.loads(DEFAULTS.read_text()))
+    defaults: dict[str, dict[str, str]] = {}
+    for path in sorted(ROOT.glob(DEFAULTS)):
+        defaults.update(_outcomes(json.loads(path.read_text())))
     rows = []
     for name in CONFIGS:
         path = report_path(name)
@@ -80,7 +92,10 @@ def differences() -> list[tuple[str, str, list[str]]]:
         got = _outcomes(data).get(name, {})
         diff = [f"{pid}: {base.get(pid, '-')} → {out}" for pid, out in got.items()
                 if out != base.get(pid)]
-        rows.append((name, tag, diff))
+        cells = data["subjects"].get(name, {}).get("properties", {})
+        causes = {_cause(cells[pid].get("message", "")) for pid, out in got.items()
+                  if out == "failed" and out != base.get(pid)} - {""}
+        rows.append((name, tag, diff + [f"failing with `{c}`" for c in sorted(causes)]))
     return rows
 
 

@@ -150,8 +150,8 @@ stack="dense")`. Each built-in subject takes them as options (`--subject
 "torchrl[use_buffers=False]"`; [subjects.md](subjects.md#options)). Each row is one option set
 checked at `quick` (hypothesis seed {configs.SEED}, areas {", ".join(configs.AREAS)}: those whose
 properties build a batched env) on the current release, with every property whose outcome differs
-from the subject's default configuration in the version matrix's newest report
-(`{configs.DEFAULTS.relative_to(ROOT)}`, same profile and seed). Outcomes are the report's
+from the subject's default configuration in the version matrix's reports on that release
+(`{configs.DEFAULTS}`, same profile and seed). Outcomes are the report's
 (`deviation`: a declared finding; findings that hold under one configuration only name it with
 `options`, see [findings.md](findings.md)). `python -m tests.configs [NAME ...]` remakes the
 reports in `docs/configs/`, `python -m tests.readme` this page.
