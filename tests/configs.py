@@ -4,8 +4,8 @@ against the subject's default configuration.
 ``python -m tests.configs [NAME ...]`` runs ``check`` for each configuration (or those named),
 writing ``docs/configs/<slug>.json``; ``python -m tests.readme`` then regenerates docs/configs.md
 from those reports and the default columns of the version matrix's reports on the newest
-release (docs/matrix/torchrl014*.json, same profile and seed).  An option changes how a batched env is
-built, so a configuration runs only the areas whose properties build one (SPEC, PAR); the
+release (docs/matrix/torchrl014*.json, same profile and seed).  An option changes how a batched
+env is built, so a configuration runs only the areas whose properties build one (SPEC, PAR); the
 tutorial's scenario (SCN) is left to the version matrix.
 """
 
@@ -95,7 +95,10 @@ def differences() -> list[tuple[str, str, list[str]]]:
         cells = data["subjects"].get(name, {}).get("properties", {})
         causes = {_cause(cells[pid].get("message", "")) for pid, out in got.items()
                   if out == "failed" and out != base.get(pid)} - {""}
-        rows.append((name, tag, diff + [f"failing with `{c}`" for c in sorted(causes)]))
+        found = {f for pid, out in got.items() if out == "deviation" and out != base.get(pid)
+                 for f in cells[pid].get("findings", {})}
+        rows.append((name, tag, diff + [f"finding `{f}`" for f in sorted(found)]
+                     + [f"failing with `{c}`" for c in sorted(causes)]))
     return rows
 
 
