@@ -154,7 +154,8 @@ from the subject's default configuration in the version matrix's reports on that
 (`{configs.DEFAULTS}`, same profile and seed). Outcomes are the report's
 (`deviation`: a declared finding; findings that hold under one configuration only name it with
 `options`, see [findings.md](findings.md)). `python -m tests.configs [NAME ...]` remakes the
-reports in `docs/configs/`, `python -m tests.readme` this page.
+reports in `docs/configs/`, `python -m tests.readme` this page (`tox -e configs` does both; a
+configuration without a report is listed with the command that makes it).
 
 {configs.section()}
 """
