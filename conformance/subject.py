@@ -254,7 +254,9 @@ DEFAULT = ("reference", "torchrl")
 
 
 def default_names() -> list[str]:
-    """The subjects run when none is named: ``CONFORMANCE_SUBJECTS`` (comma list), else the two
-    core built-ins; the AsyncEnvPool built-ins are opt-in (``--subject torchrl-async-mp``)."""
+    """The subjects run when none is named: ``CONFORMANCE_SUBJECTS`` (comma list; options in
+    brackets may hold commas), else the two core built-ins; the AsyncEnvPool built-ins are
+    opt-in (``--subject torchrl-async-mp``)."""
     env = os.environ.get("CONFORMANCE_SUBJECTS", "")
-    return [n.strip() for n in env.split(",") if n.strip()] or list(DEFAULT)
+    names = re.split(r",(?![^\[]*\])", env)  # (not the commas between a name's options)
+    return [n.strip() for n in names if n.strip()] or list(DEFAULT)
