@@ -37,8 +37,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="as the markdown table in docs/catalogue.md")
 
     p_check = sub.add_parser("check", help="run the conformance properties against subjects")
-    p_check.add_argument("--subject", action="append", default=None, metavar="NAME",
-                         help="built-in name, entry point or module:attribute (repeatable; "
+    p_check.add_argument("--subject", action="append", default=None, metavar="NAME[OPTIONS]",
+                         help="built-in name, entry point or module:attribute, options in "
+                              "brackets: 'torchrl[use_buffers=False]' (repeatable; "
                               "default: reference and torchrl)")
     p_check.add_argument("--profile", choices=profiles.NAMES, default=None,
                          help="quick | ci | thorough (default: ci when CI=true, else quick)")
@@ -224,7 +225,7 @@ def _findings(ns: argparse.Namespace) -> int:
     shown: set[str] = set()
     for subj in subjects:
         for f in known:
-            if f.name in shown or not f.concerns(subj.name, subj.uses):
+            if f.name in shown or not f.concerns(subj.name, subj.uses, subj.options):
                 continue
             shown.add(f.name)
             verdict = findings.verify(f) if ns.verify else None

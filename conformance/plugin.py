@@ -39,11 +39,11 @@ MARKER = "conformance"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("conformance", "multi-task conformance kit")
-    group.addoption(OPT_SUBJECT, action="append", default=None, metavar="NAME",
-                    help="subject to check: a built-in name (reference, torchrl, "
-                         "torchrl-async-threading, torchrl-async-mp), an entry point of group "
-                         "conformance.subjects, or module:attribute. Repeatable; default: "
-                         "reference and torchrl.")
+    group.addoption(OPT_SUBJECT, action="append", default=None, metavar="NAME[OPTIONS]",
+                    help="subject to check: a built-in name (reference, torchrl, torchrl-async-"
+                         "threading, torchrl-async-mp), an entry point of group conformance."
+                         "subjects, or module:attribute; options in brackets: "
+                         "'torchrl[use_buffers=False]'. Repeatable; default: reference, torchrl.")
     group.addoption(OPT_PROFILE, default=None, choices=profiles.NAMES,
                     help="hypothesis profile: quick, ci (derandomized) or thorough. "
                          "Default: ci when CI=true, else quick.")

@@ -72,10 +72,14 @@ def _subject_lines(subject: Any, source_name: str) -> str:
         body = "\n".join(snippets[c] for c in caps)
         ns = ", ".join(f"{c}={c}" for c in caps)
         return f"{body}\nsubject = SimpleNamespace({ns})"
-    module, _, attr = source_name.partition(":")
+    from conformance.subject import split_name
+
+    base, options = split_name(source_name)  # (a subject's options are literals: repr rebuilds)
+    module, _, attr = base.partition(":")
+    args = f"**{options!r}" if options else ""
     return (f"import importlib\n{_module_root(module)}"
             f"subject = getattr(importlib.import_module({module!r}), {attr!r})\n"
-            f"subject = subject() if callable(subject) else subject")
+            f"subject = subject({args}) if callable(subject) else subject")
 
 
 def _module_root(module: str) -> str:

@@ -10,13 +10,21 @@ A property whose capability is missing is skipped with a reason that names it.  
 a built-in name (``reference``, ``torchrl``), an entry point in the group ``conformance.subjects``,
 or ``module:attribute`` (imported, never ``exec``-ed).  The attribute may be a :class:`Subject` or
 a zero-argument callable returning one.
+
+A factory's keyword parameters are the subject's *options*, given as a suffix of its name:
+``torchrl[use_buffers=False, mp_start_method='fork']`` (values are Python literals, read with
+:func:`ast.literal_eval`; ``true`` / ``false`` / ``none`` in any case too).  The subject's name in
+reports carries the options given, so configurations stay apart (:func:`split_name`).
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import importlib
+import inspect
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -52,6 +60,8 @@ from the folder of the module that defines the subject, or its factory); ``snipp
     ``{"lazy_stack": "from tensordict import lazy_stack"}``). ``spawns`` names the capabilities
     that start worker processes on every call (a process-backed ``serial_env``, say): properties
     needing one run the profile's process-parallel example count, like ``parallel_env`` ones.
+    ``options`` are the factory's keyword options this subject was built with, its defaults
+    included (set by :func:`resolve`; findings with ``options`` concern it only when they agree).
     """
 
     name: str
@@ -64,6 +74,7 @@ from the folder of the module that defines the subject, or its factory); ``snipp
     uses: tuple[str, ...] = ()
     snippet: dict[str, str] = field(default_factory=dict)
     spawns: tuple[str, ...] = ()
+    options: dict[str, Any] = field(default_factory=dict)
 
     def has(self, capability: str) -> bool:
         """Whether this subject provides ``capability``."""
@@ -136,15 +147,96 @@ def _here(obj: Any, subject: Subject, where: str) -> Subject:
         str(p if Path(p).is_absolute() else base / p) for p in subject.deviations))
 
 
-def _coerce(name: str, obj: Any, where: str = "") -> Subject:
-    subject = _coerce_object(name, obj)
+_SUFFIX = re.compile(r"^(?P<base>[^\[\]]+)\[(?P<options>.*)\]$", re.DOTALL)
+_WORDS = {"true": True, "false": False, "none": None}
+_OPTION_HELP = ("options are keyword=value pairs in brackets after the name, values Python "
+                "literals (quote strings), e.g. 'torchrl[use_buffers=False, "
+                "mp_start_method=\"fork\"]'")
+
+
+def _value(name: str, key: str, node: ast.expr) -> Any:
+    if isinstance(node, ast.Name) and node.id.lower() in _WORDS:
+        return _WORDS[node.id.lower()]
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError):
+        raise _usage(name, f"the value {ast.unparse(node)!r} of option {key!r} is not a Python "
+                           f"literal (a number, a quoted string, True/False/None, a tuple, "
+                           f"list or dict of those); {_OPTION_HELP}") from None
+
+
+def split_name(name: str) -> tuple[str, dict[str, Any]]:
+    """``"torchrl[use_buffers=false]"`` -> ``("torchrl", {"use_buffers": False})``; a name
+    without brackets has no options.  Values are parsed as literals, never evaluated.
+
+    Raises:
+        SubjectError: the brackets do not hold ``key=value`` pairs of literals.
+    """
+    match = _SUFFIX.match(name.strip())
+    if match is None:
+        if "[" in name or "]" in name:
+            raise _usage(name, f"unbalanced or misplaced brackets; {_OPTION_HELP}")
+        return name, {}
+    base, inner = match["base"].strip(), match["options"].strip()
+    if not inner:
+        return base, {}
+    try:
+        call = ast.parse(f"_({inner})", mode="eval").body
+    except SyntaxError:
+        raise _usage(name, f"cannot read the options {inner!r}; {_OPTION_HELP}") from None
+    assert isinstance(call, ast.Call)
+    if call.args or any(k.arg is None for k in call.keywords):
+        raise _usage(name, f"the options {inner!r} hold something other than keyword=value "
+                           f"pairs; {_OPTION_HELP}")
+    return base, {k.arg: _value(name, k.arg, k.value) for k in call.keywords
+                  if k.arg is not None}
+
+
+def format_name(base: str, options: dict[str, Any]) -> str:
+    """The name a configured subject has in reports: ``base[key=value, ...]`` (repr values)."""
+    if not options:
+        return base
+    return f"{base}[{', '.join(f'{k}={v!r}' for k, v in options.items())}]"
+
+
+def accepted_options(factory: Any) -> dict[str, Any] | None:
+    """A factory's keyword options and their defaults; None when it takes ``**kwargs`` (any
+    option is passed on)."""
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return {p.name: p.default for p in params
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            and p.default is not p.empty}
+
+
+def _coerce(name: str, obj: Any, where: str = "",
+            options: dict[str, Any] | None = None) -> Subject:
+    subject = _coerce_object(name, obj, options)
     return _here(obj, subject, where) if subject.deviations else subject
 
 
-def _coerce_object(name: str, obj: Any) -> Subject:
+def _coerce_object(name: str, obj: Any, options: dict[str, Any] | None = None) -> Subject:
+    options = options or {}
+    defaults: dict[str, Any] = {}
+    if options:
+        accepted = accepted_options(obj) if callable(obj) and not isinstance(obj, Subject) else {}
+        if accepted is not None:
+            unknown = [k for k in options if k not in accepted]
+            if unknown:
+                listed = ("accepts (with their defaults): " + ", ".join(
+                    f"{k}={v!r}" for k, v in accepted.items())) if accepted else "takes no options"
+                raise _usage(name, f"unknown option(s) {', '.join(map(repr, unknown))}; the "
+                                   f"subject {listed}")
+            defaults = accepted
+    elif callable(obj) and not isinstance(obj, Subject):
+        defaults = accepted_options(obj) or {}
     if not isinstance(obj, Subject) and callable(obj):
         try:
-            obj = obj()
+            obj = obj(**options)
         except Exception as exc:
             raise _usage(name, f"calling the subject factory raised {type(exc).__name__}: "
                                f"{exc}") from exc
@@ -159,28 +251,33 @@ def _coerce_object(name: str, obj: Any) -> Subject:
     if unknown:
         raise _usage(name, f"its spawns names unknown capabilities {unknown}; expected some of "
                      + ", ".join(CAPABILITIES))
+    if options:
+        obj.name = format_name(obj.name, options)
+    obj.options = {**defaults, **obj.options, **options}
     return obj
 
 
 def resolve(name: str) -> Subject:
-    """Turn a subject name into a :class:`Subject`, or raise :class:`SubjectError` listing names.
+    """Turn a subject name, options suffix included, into a :class:`Subject`, or raise
+    :class:`SubjectError` listing names (or the accepted options).
 
     Raises:
         SubjectError: the name is unknown, its module does not import, its attribute is missing,
-            or the object is not a Subject.
+            the object is not a Subject, or an option is unknown or malformed.
     """
-    if name in BUILTIN:
-        return _coerce(name, _load_target(name, BUILTIN[name]), BUILTIN[name].split(":")[0])
+    base, options = split_name(name)
+    if base in BUILTIN:
+        return _coerce(name, _load_target(name, BUILTIN[base]), BUILTIN[base].split(":")[0],
+                       options)
     eps = _entry_point_names()
-    if name in eps:
+    if base in eps:
         try:
-            return _coerce(name, eps[name].load(), eps[name].module)
-        except SubjectError:
-            raise
+            target = eps[base].load()
         except Exception as exc:  # an entry point whose import breaks
-            raise _usage(name, f"loading entry point {eps[name].value!r} failed ({exc})") from exc
-    if ":" in name:
-        return _coerce(name, _load_target(name, name), name.split(":")[0])
+            raise _usage(name, f"loading entry point {eps[base].value!r} failed ({exc})") from exc
+        return _coerce(name, target, eps[base].module, options)
+    if ":" in base:
+        return _coerce(name, _load_target(name, base), base.split(":")[0], options)
     raise _usage(name, "no built-in subject or entry point has this name")
 
 
@@ -188,7 +285,9 @@ DEFAULT = ("reference", "torchrl")
 
 
 def default_names() -> list[str]:
-    """The subjects run when none is named: ``CONFORMANCE_SUBJECTS`` (comma list), else the two
-    core built-ins; the AsyncEnvPool built-ins are opt-in (``--subject torchrl-async-mp``)."""
+    """The subjects run when none is named: ``CONFORMANCE_SUBJECTS`` (comma list; options in
+    brackets may hold commas), else the two core built-ins; the AsyncEnvPool built-ins are
+    opt-in (``--subject torchrl-async-mp``)."""
     env = os.environ.get("CONFORMANCE_SUBJECTS", "")
-    return [n.strip() for n in env.split(",") if n.strip()] or list(DEFAULT)
+    names = re.split(r",(?![^\[]*\])", env)  # (not the commas between a name's options)
+    return [n.strip() for n in names if n.strip()] or list(DEFAULT)

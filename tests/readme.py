@@ -9,6 +9,8 @@ Each page is written whole from this module (edit the text here, never the page)
 - ``docs/matrix.md``: the version matrix, ``python -m conformance matrix --markdown`` over the
   reports kept in docs/matrix (``--matrix DIR`` first replaces them with DIR's reports, e.g.
   ``reports/matrix`` after ``tox -m matrix``);
+- ``docs/configs.md``: the configuration matrix, from the reports kept in docs/configs
+  (``python -m tests.configs`` remakes them; see tests/configs.py);
 - ``docs/kill-matrix.md``: only with ``--kill-matrix``, which runs every mutant (many minutes);
   without it the page is left as it is.
 
@@ -35,6 +37,7 @@ CATALOGUE_PAGE = DOCS / "catalogue.md"
 FINDINGS_PAGE = DOCS / "findings.md"
 MATRIX_PAGE = DOCS / "matrix.md"
 KILL_MATRIX_PAGE = DOCS / "kill-matrix.md"
+CONFIGS_PAGE = DOCS / "configs.md"
 
 
 def _generated(command: str = "python -m tests.readme") -> str:
@@ -159,6 +162,31 @@ own: [matrix-howto.md](matrix-howto.md).
 """
 
 
+def configs_page() -> str:
+    """docs/configs.md: each built-in option set against its subject's default configuration."""
+    from tests import configs
+
+    return f"""# The configuration matrix
+
+{_generated()}
+
+Users run configurations, not libraries: `ParallelEnv(..., use_buffers=False)`,
+`mp_start_method="fork"`, `SerialEnv(..., share_individual_td=True)`, `AsyncEnvPool(...,
+stack="dense")`. Each built-in subject takes them as options (`--subject
+"torchrl[use_buffers=False]"`; [subjects.md](subjects.md#options)). Each row is one option set
+checked at `quick` (hypothesis seed {configs.SEED}, areas {", ".join(configs.AREAS)}: those whose
+properties build a batched env) on the current release, with every property whose outcome differs
+from the subject's default configuration in the version matrix's reports on that release
+(`{configs.DEFAULTS}`, same profile and seed). Outcomes are the report's
+(`deviation`: a declared finding; findings that hold under one configuration only name it with
+`options`, see [findings.md](findings.md)). `python -m tests.configs [NAME ...]` remakes the
+reports in `docs/configs/`, `python -m tests.readme` this page (`tox -e configs` does both; a
+configuration without a report is listed with the command that makes it).
+
+{configs.section()}
+"""
+
+
 def kill_matrix_page(table: str) -> str:
     """docs/kill-matrix.md around ``table``, the compact kill matrix of a mutants run."""
     return f"""# Every check can fail: the kill matrix
@@ -196,6 +224,7 @@ def main(argv: list[str]) -> int:
     write(CATALOGUE_PAGE, catalogue_page())
     write(FINDINGS_PAGE, findings_page())
     write(MATRIX_PAGE, matrix_page())
+    write(CONFIGS_PAGE, configs_page())
     if "--kill-matrix" in argv:
         from tests import kill_matrix
 

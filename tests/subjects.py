@@ -13,6 +13,15 @@ def stack_only() -> Subject:
     return Subject("stack_only", lazy_stack=ConformantStack.stack)
 
 
+def configurable_stack(*, copies: bool = False) -> Subject:
+    """``stack_only`` with one option: ``copies=True`` clones the inputs (as the ``stack_copies``
+    mutant does), so STK-001 fails in that configuration only."""
+    from tests.mutants.stacking import ConformantStack, _copying_stack
+
+    return Subject("configurable_stack",
+                   lazy_stack=_copying_stack if copies else ConformantStack.stack)
+
+
 def broken_factory() -> Subject:
     """A subject factory that raises while building the subject."""
     raise RuntimeError("this factory is broken on purpose")

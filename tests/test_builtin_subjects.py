@@ -33,13 +33,16 @@ def test_builtin_subject_conforms(run_cli, name):
         assert all(pid.startswith("SCN") for pid in skipped), skipped
 
 
-def test_torchrl_findings_hold_with_their_reproducers():
-    """Every shipped finding the torchrl subject inherits names its reason and has a standalone
-    reproducer that fails, with the finding's signature, on the installed releases."""
-    subj = resolve("torchrl")
+@pytest.mark.parametrize("name", ["torchrl", "torchrl[use_buffers=False]"])
+def test_torchrl_findings_hold_with_their_reproducers(name):
+    """Every shipped finding the torchrl subject inherits (in its default configuration, and
+    without ParallelEnv's buffers) names its reason and has a standalone reproducer that fails,
+    with the finding's signature, on the installed releases."""
+    subj = resolve(name)
     for path in findings.shipped():
         for f in findings.load(path):
-            if not (f.concerns(subj.name, subj.uses) and f.applies()) or f.ids[0].startswith("SCN"):
+            if not (f.concerns(subj.name, subj.uses, subj.options) and f.applies()) \
+                    or f.ids[0].startswith("SCN"):
                 continue
             assert len(f.reason) > 20, f
             verdict = findings.verify(f)

@@ -62,6 +62,30 @@ class TestCheck:
         assert "cannot resolve subject 'no.such:thing'" in run.out
         assert "Available subjects: reference, torchrl" in run.out
 
+    def test_subject_options_unknown_malformed_and_valid(self, run_cli):
+        """An unknown option is a usage error listing the accepted ones, a malformed value one
+        naming the value; valid options configure the subject, whose name in the report carries
+        them, apart from the default configuration, and the reproducer rebuilds it."""
+        base = "tests.subjects:configurable_stack"
+        run = run_cli("check", "--subject", f"{base}[copy=True]", *QUICK)
+        assert run.code != 0
+        assert "unknown option(s) 'copy'" in run.out
+        assert "accepts (with their defaults): copies=False" in run.out
+        run = run_cli("check", "--subject", f"{base}[copies=maybe]", *QUICK)
+        assert run.code != 0
+        assert "the value 'maybe' of option 'copies' is not a Python literal" in run.out
+        run = run_cli("check", "--subject", f"{base}[copies]", *QUICK)
+        assert run.code != 0 and "hold something other than keyword=value pairs" in run.out
+        run = run_cli("check", "--subject", base, "--subject", f"{base}[copies=true]",
+                      "--area", "STK", *QUICK, "--", "-k", "index_returns_originals", report=True)
+        assert run.code == 1, run.out[-3000:]
+        subjects = run.report["subjects"]
+        assert set(subjects) == {"configurable_stack", "configurable_stack[copies=True]"}
+        assert subjects["configurable_stack"]["properties"]["STK-001"]["outcome"] == "passed"
+        cell = subjects["configurable_stack[copies=True]"]["properties"]["STK-001"]
+        assert cell["outcome"] == "failed"
+        assert "subject(**{'copies': True})" in cell["reproducer"]
+
     def test_unknown_area_is_a_usage_error(self, run_cli):
         """An unknown --area exits non-zero naming the valid areas."""
         run = run_cli("check", "--area", "XYZ", *QUICK)

@@ -51,6 +51,17 @@ def test_matrix_page_is_current():
     assert "tensordict-nightly" in reports[-1]["versions"]
 
 
+def test_configs_page_is_current():
+    """docs/configs.md is the generator's page over the reports in docs/configs; every
+    configuration names a subject option its factory accepts."""
+    from conformance.subject import resolve, split_name
+    from tests import configs
+
+    assert _page(readme.CONFIGS_PAGE) == readme.configs_page(), f"docs/configs.md {STALE}"
+    for name in configs.CONFIGS:
+        assert split_name(name)[1] and resolve(name).name == name
+
+
 def test_kill_matrix_page_lists_every_mutant():
     """docs/kill-matrix.md is the generator's page around a table with one row per mutant, in
     discovery order (that the table is what a run of the mutants produces is asserted by

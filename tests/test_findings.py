@@ -32,6 +32,15 @@ upstream = "not yet reported"
 
 
 class TestLoad:
+    def test_reads_options(self, tmp_path):
+        """options is an inline table; a non-table or an empty one is an error naming the field."""
+        (got,) = load(_write(tmp_path, GOOD + "options = { use_buffers = false, m = 'fork' }\n"))
+        assert got.options == {"use_buffers": False, "m": "fork"}
+        assert load(_write(tmp_path, GOOD))[0].options == {}
+        for bad in ("options = 'use_buffers=false'", "options = {}", "options = { a = [1] }"):
+            with pytest.raises(FindingsError, match="options must be a non-empty inline table"):
+                load(_write(tmp_path, GOOD + bad + "\n"))
+
     def test_reads_a_finding(self, tmp_path):
         """A [[finding]] table loads with its ids as a tuple and its source line."""
         (got,) = load(_write(tmp_path, GOOD))
@@ -107,6 +116,34 @@ class TestRecognise:
         assert comp.concerns("anyone", ("torchrl.SerialEnv",))
         assert not comp.concerns("torchrl", ())
         assert own.concerns("mine", ()) and not own.concerns("other", ("torchrl.SerialEnv",))
+
+    def test_concerns_only_under_its_options(self):
+        """A finding with options concerns a subject only when the subject's options hold each
+        of those values (by type too: 0 is not False); a subject finding ignores the name's
+        options suffix."""
+        comp = Finding("a", ("PAR-001",), "x", "r", component="torchrl.ParallelEnv",
+                       options={"use_buffers": False})
+        uses = ("torchrl.ParallelEnv",)
+        assert comp.concerns("torchrl[use_buffers=False]", uses, {"use_buffers": False, "k": 1})
+        assert not comp.concerns("torchrl", uses, {"use_buffers": None})
+        assert not comp.concerns("torchrl", uses)
+        assert not comp.concerns("torchrl", uses, {"use_buffers": 0})
+        own = Finding("b", ("STK-001",), "x", "r", subject="mine", options={"fast": True})
+        assert own.concerns("mine[fast=True]", (), {"fast": True})
+        assert not own.concerns("mine", (), {"fast": False})
+        assert "with use_buffers=False" in comp.where
+
+    def test_declare_passes_the_subject_options(self):
+        """declare() pairs a finding with options only with subjects configured so."""
+        from conformance import catalogue
+        from conformance.subject import Subject
+
+        f = Finding("a", ("STK-001",), "x", "r", component="c.d", options={"lazy": True})
+        prop = [catalogue.get("STK-001")]
+        on = Subject("s[lazy=True]", lazy_stack=len, uses=("c.d",), options={"lazy": True})
+        off = Subject("s", lazy_stack=len, uses=("c.d",), options={"lazy": False})
+        got = findings.declare([f], {on.name: on, off.name: off}, prop)
+        assert got == {("s[lazy=True]", "STK-001"): (f,)}
 
 
 class TestVerify:

@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 
 
-def _report(tmp_path: Path, name: str, torchrl: str, outcomes: dict[str, str]) -> str:
+def _report(tmp_path: Path, name: str, torchrl: str, outcomes: dict[str, str],
+            subject: str = "torchrl") -> str:
     path = tmp_path / f"{name}-{torchrl}.json"
     path.write_text(json.dumps({
-        "subjects": {"torchrl": {"properties": {
+        "subjects": {subject: {"properties": {
             pid: {"outcome": o, "message": ""} for pid, o in outcomes.items()}}},
         "versions": {"torchrl": torchrl, "tensordict": "x"},
         "profile": "ci", "hypothesis_seed": "derandomized"}))
@@ -27,6 +28,21 @@ class TestMatrix:
         assert "| STK-001 | passed | passed |" in run.out
         assert "| POL-009 | deviation | FAILED |" in run.out
         assert run.code == 0, run.out  # POL-009 did not pass on the baseline: no regression
+
+    def test_configurations_are_columns_apart(self):
+        """A configured subject (options in its name) is its own column, gated only against the
+        same configuration: failing where the default configuration passed is no regression."""
+        import tempfile
+
+        from conformance import matrix
+
+        with tempfile.TemporaryDirectory() as tmp:
+            a = _report(Path(tmp), "a", "0.14.1", {"PAR-003": "passed"})
+            b = _report(Path(tmp), "b", "0.14.1", {"PAR-003": "failed"},
+                        subject="torchrl[use_buffers=False]")
+            cols = matrix.columns([a, b])
+        assert [c.subject for c in cols] == ["torchrl", "torchrl[use_buffers=False]"]
+        assert matrix.regressions(cols, 0) == []
 
     def test_planted_regression_fails_the_gate(self, run_cli, tmp_path):
         """A property passing on the baseline and failing in another column exits 1."""

@@ -98,6 +98,38 @@ class TestSubjectResolution:
         assert needle in str(info.value)
         assert "Available subjects: reference, torchrl" in str(info.value)
 
+    @pytest.mark.parametrize(("name", "needle"), [
+        ("torchrl[use_bufers=False]", "unknown option(s) 'use_bufers'; the subject accepts (with "
+                                      "their defaults): use_buffers=None, mp_start_method='spawn'"),
+        ("torchrl[use_buffers=fals]", "the value 'fals' of option 'use_buffers' is not a Python "
+                                      "literal"),
+        ("torchrl[mp_start_method='thread']", "option mp_start_method='thread' is not one of "
+                                              "'spawn', 'fork', 'forkserver'"),
+        ("torchrl-async-threading[stack=__import__('os')]", "is not a Python literal"),
+        ("torchrl[use_buffers=False", "unbalanced or misplaced brackets"),
+        ("tests.subjects:stack_only[x=1]", "unknown option(s) 'x'; the subject takes no options"),
+    ])
+    def test_bad_options_are_usage_errors(self, name, needle):
+        """An unknown option lists the accepted ones; a value that is no literal is never
+        evaluated; a value the factory refuses names the choices."""
+        with pytest.raises(SubjectError) as info:
+            resolve(name)
+        assert needle in str(info.value)
+
+    def test_options_configure_and_name_the_subject(self):
+        """Options reach the factory; the name carries those given, ``options`` the defaults
+        too; ``true``/``none`` read in any case."""
+        from conformance.subject import split_name
+
+        subj = resolve("torchrl[use_buffers=FALSE, share_individual_td=True]")
+        assert subj.name == "torchrl[use_buffers=False, share_individual_td=True]"
+        assert subj.options == {"use_buffers": False, "mp_start_method": "spawn",
+                                "share_individual_td": True}
+        assert "use_buffers=False" in subj.snippet["parallel_env"]
+        assert "share_individual_td=True" in subj.snippet["serial_env"]
+        assert resolve("torchrl").options["use_buffers"] is None
+        assert split_name("m:f[a=None, b=(1, 'x,y')]") == ("m:f", {"a": None, "b": (1, "x,y")})
+
     def test_subject_without_capabilities_is_refused(self):
         """A Subject that provides nothing is a usage error, not a run of skips."""
         from conformance.subject import _coerce

@@ -13,6 +13,7 @@ with one ``[[finding]]`` table per defect::
     reason = "..."                       # the defect, in one or two sentences
     reproducer = "..."                   # optional: a standalone script that FAILS while it holds
     when = "tensordict<0.15"             # optional: the releases it holds on (PEP 440, ';'-joined)
+    options = { use_buffers = false }    # optional: the subject options it holds under
     upstream = "https://..."             # optional: where it is tracked
 
 While a property runs, a failing example whose failure text matches the signature of a finding
@@ -31,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,7 @@ COMPONENTS = {
     "torchrl.AsyncEnvPool.multiprocessing": "torchrl.envs.AsyncEnvPool(backend='multiprocessing')",
 }
 _FIELDS = {"name", "component", "subject", "ids", "signature", "reason", "reproducer", "when",
-           "upstream"}
+           "upstream", "options"}
 _REQUIRED = ("name", "ids", "signature", "reason")
 _COMPONENT = re.compile(r"^[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*)+$")
 _EXAMPLE = """[[finding]]
@@ -88,6 +89,7 @@ class Finding:
     when: str = ""
     upstream: str = ""
     source: str = ""  # "file:line", for messages
+    options: dict[str, Any] = field(default_factory=dict, hash=False)
 
     def applies(self) -> bool:
         """Whether the installed releases satisfy every requirement in ``when`` (a package that
@@ -101,10 +103,19 @@ class Finding:
                 return False
         return True
 
-    def concerns(self, subject: str, uses: tuple[str, ...] | list[str]) -> bool:
-        """Whether this finding is declared for ``subject`` (by name, or through a component the
-        subject uses)."""
-        return self.subject == subject if self.subject else self.component in uses
+    def concerns(self, subject: str, uses: tuple[str, ...] | list[str],
+                 options: dict[str, Any] | None = None) -> bool:
+        """Whether this finding is declared for ``subject`` (by name, its options suffix aside, or
+        through a component the subject uses) configured with ``options`` (the subject's
+        options, its defaults included): a finding with ``options`` holds only where each of
+        them has that value."""
+        given = options or {}
+        if any(k not in given or given[k] != v or type(given[k]) is not type(v)
+               for k, v in self.options.items()):
+            return False
+        if self.subject:
+            return self.subject in (subject, subject.split("[", 1)[0])
+        return self.component in uses
 
     def matches(self, text: str) -> bool:
         """Whether a failure text (:func:`failure_text`) is this finding's."""
@@ -112,7 +123,10 @@ class Finding:
 
     @property
     def where(self) -> str:
-        return self.component or f"subject {self.subject}"
+        where = self.component or f"subject {self.subject}"
+        if self.options:
+            where += " with " + ", ".join(f"{k}={v!r}" for k, v in self.options.items())
+        return where
 
 
 def failure_text(exc: BaseException) -> str:
@@ -172,8 +186,14 @@ def _check(entry: dict[str, Any], where: str, k: int) -> Finding:
     if unknown:
         raise FindingsError(f"{label} has unknown field(s) {sorted(unknown)}; allowed: "
                             f"{', '.join(sorted(_FIELDS))}")
+    options = entry.get("options")
+    if "options" in entry and (not isinstance(options, dict) or not options or any(
+            isinstance(v, (dict, list)) for v in options.values())):
+        raise FindingsError(f"{label}: options must be a non-empty inline table of the subject "
+                            f"options the defect holds under, such as options = "
+                            f"{{ use_buffers = false }}, got {options!r}")
     for name, value in entry.items():
-        if name != "ids" and not isinstance(value, str):
+        if name not in ("ids", "options") and not isinstance(value, str):
             raise FindingsError(f"{label}: field {name!r} must be a string, got {value!r} "
                                 f"({type(value).__name__})")
     ids = entry["ids"]
@@ -208,7 +228,7 @@ def _check(entry: dict[str, Any], where: str, k: int) -> Finding:
         requirements(entry.get("when", ""))
     except ValueError as exc:
         raise FindingsError(f"{label}: field 'when': {exc}") from None
-    fields = {**entry, "ids": tuple(ids)}
+    fields = {**entry, "ids": tuple(ids), "options": dict(entry.get("options", {}))}
     return Finding(source=where, **fields)
 
 
@@ -409,8 +429,8 @@ def declare(findings: list[Finding], subjects: dict[str, Any],
     out = {}
     for prop in props:
         for name, subj in subjects.items():
-            group = tuple(f for f in findings
-                          if prop.id in f.ids and f.concerns(name, subj.uses))
+            group = tuple(f for f in findings if prop.id in f.ids
+                          and f.concerns(name, subj.uses, getattr(subj, "options", {})))
             if group and not subj.missing(prop.needs):
                 out[(name, prop.id)] = group
     return out

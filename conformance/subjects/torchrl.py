@@ -33,18 +33,32 @@ def lazy_stack_function() -> Callable[..., Any]:
     return torch.stack
 
 
-def _serial_env(makers: Sequence[Callable[[], Any]]) -> Any:
+def _serial_env(makers: Sequence[Callable[[], Any]], **kwargs: Any) -> Any:
     from torchrl.envs import SerialEnv
 
-    return SerialEnv(len(makers), list(makers))
+    return SerialEnv(len(makers), list(makers), **kwargs)
 
 
-def _parallel_env(makers: Sequence[Callable[[], Any]]) -> Any:
+def _parallel_env(makers: Sequence[Callable[[], Any]], **kwargs: Any) -> Any:
     from torchrl.envs import ParallelEnv
 
     # Explicit spawn: torchrl picks spawn only when nothing fixed multiprocessing's default before
     # it was imported; otherwise ParallelEnv silently forks.
-    return ParallelEnv(len(makers), list(makers), mp_start_method="spawn")
+    return ParallelEnv(len(makers), list(makers), **{"mp_start_method": "spawn", **kwargs})
+
+
+START_METHODS = ("spawn", "fork", "forkserver")
+
+
+def _check_option(name: str, value: Any, allowed: tuple[Any, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"option {name}={value!r} is not one of "
+                         f"{', '.join(map(repr, allowed))}")
+
+
+def _call(cls: str, head: str, kwargs: dict[str, Any]) -> str:
+    """The constructor call a reproducer pastes: ``cls(head, key=value, ...)``."""
+    return f"{cls}({', '.join([head, *(f'{k}={v!r}' for k, v in kwargs.items())])})"
 
 
 def _sequential(*modules: Any, partial_tolerant: bool = True) -> Any:
@@ -53,24 +67,41 @@ def _sequential(*modules: Any, partial_tolerant: bool = True) -> Any:
     return TensorDictSequential(*modules, partial_tolerant=partial_tolerant)
 
 
-def _async_kwargs(backend: str) -> dict[str, Any]:
-    """``AsyncEnvPool`` keyword arguments for ``backend`` on this torchrl release."""
+def _async_kwargs(backend: str, stack: str = "lazy", exchange: str = "queue",
+                  envs_per_worker: int = 1) -> dict[str, Any]:
+    """``AsyncEnvPool`` keyword arguments for ``backend`` and the subject's options on this
+    torchrl release."""
     import inspect
 
     from torchrl.envs import AsyncEnvPool
 
-    kwargs: dict[str, Any] = {"backend": backend, "stack": "lazy"}
+    _check_option("stack", stack, ("dense", "maybe_dense", "lazy"))
+    kwargs: dict[str, Any] = {"backend": backend, "stack": stack}
     params = inspect.signature(AsyncEnvPool.__init__).parameters
-    if backend == "multiprocessing" and "exchange" in params:
-        kwargs["exchange"] = "queue"  # the current default, named to silence its FutureWarning
+    if backend == "multiprocessing":
+        _check_option("exchange", exchange, ("queue", "shm", "auto"))
+        if "exchange" in params:
+            kwargs["exchange"] = exchange  # named even at its default: silences a FutureWarning
+        elif exchange != "queue":
+            raise ValueError(f"option exchange={exchange!r} needs a torchrl release whose "
+                             f"AsyncEnvPool takes exchange (0.14+)")
+        if not isinstance(envs_per_worker, int) or isinstance(envs_per_worker, bool) \
+                or envs_per_worker < 1:
+            raise ValueError(f"option envs_per_worker={envs_per_worker!r} must be a positive "
+                             f"integer")
+        if envs_per_worker != 1:
+            if "envs_per_worker" not in params:
+                raise ValueError("option envs_per_worker needs a torchrl release whose "
+                                 "AsyncEnvPool takes it")
+            kwargs["envs_per_worker"] = envs_per_worker
     return kwargs
 
 
-def _async_subject(backend: str, name: str) -> Any:
+def _async_subject(backend: str, name: str, **options: Any) -> Any:
     from conformance.subject import Subject
 
     try:
-        kwargs = _async_kwargs(backend)
+        kwargs = _async_kwargs(backend, **options)
     except ImportError as exc:
         raise RuntimeError(f"torchrl {_torchrl_version()} has no AsyncEnvPool ({exc}); this "
                            f"subject needs a torchrl release that ships it") from exc
@@ -93,8 +124,8 @@ def _async_subject(backend: str, name: str) -> Any:
         name=name,
         serial_env=pool,
         parallel_env=pool,
-        description=f"torchrl AsyncEnvPool(makers, backend={backend!r}, stack='lazy'); the pool "
-        "stands in for both batched-env capabilities",
+        description=f"torchrl {_call('AsyncEnvPool', 'makers', kwargs)}; the pool stands in "
+        "for both batched-env capabilities",
         uses=(f"torchrl.AsyncEnvPool.{backend}",),
         snippet={cap: f"from torchrl.envs import AsyncEnvPool\ndef {cap}(makers):\n{call}"
                  for cap in ("serial_env", "parallel_env")},
@@ -109,27 +140,52 @@ def _torchrl_version() -> str:
     return version("torchrl")
 
 
-def async_threading() -> Any:
-    """Built-in subject ``torchrl-async-threading``: AsyncEnvPool on the threading backend."""
-    return _async_subject("threading", "torchrl-async-threading")
+def async_threading(*, stack: str = "lazy") -> Any:
+    """Built-in subject ``torchrl-async-threading``: AsyncEnvPool on the threading backend.
+
+    Options: ``stack`` ('lazy', 'maybe_dense' or 'dense': how the pool stacks its tasks' data).
+    """
+    return _async_subject("threading", "torchrl-async-threading", stack=stack)
 
 
-def async_multiprocessing() -> Any:
-    """Built-in subject ``torchrl-async-mp``: AsyncEnvPool on the multiprocessing backend."""
-    return _async_subject("multiprocessing", "torchrl-async-mp")
+def async_multiprocessing(*, stack: str = "lazy", exchange: str = "queue",
+                          envs_per_worker: int = 1) -> Any:
+    """Built-in subject ``torchrl-async-mp``: AsyncEnvPool on the multiprocessing backend.
+
+    Options: ``stack`` (as for the threading pool), ``exchange`` ('queue', 'shm' or 'auto': how
+    workers send their data back) and ``envs_per_worker`` (tasks per worker process).
+    """
+    return _async_subject("multiprocessing", "torchrl-async-mp", stack=stack, exchange=exchange,
+                          envs_per_worker=envs_per_worker)
 
 
-def subject() -> Any:
-    """Build the ``torchrl`` subject."""
+def subject(*, use_buffers: bool | None = None, mp_start_method: str = "spawn",
+            share_individual_td: bool | None = None) -> Any:
+    """Build the ``torchrl`` subject.
+
+    Options (torchrl's own defaults when None): ``use_buffers`` (ParallelEnv: exchange data
+    through shared buffers), ``mp_start_method`` (ParallelEnv: 'spawn', 'fork' or 'forkserver')
+    and ``share_individual_td`` (SerialEnv: one tensordict per task, lazily stacked).
+    """
+    from functools import partial
+
     from conformance.subject import Subject
 
+    _check_option("mp_start_method", mp_start_method, START_METHODS)
+    for key, value in (("use_buffers", use_buffers), ("share_individual_td", share_individual_td)):
+        _check_option(key, value, (None, True, False))
+    par = {"mp_start_method": mp_start_method}
+    if use_buffers is not None:
+        par["use_buffers"] = use_buffers
+    ser = {} if share_individual_td is None else {"share_individual_td": share_individual_td}
     return Subject(
         name="torchrl",
         lazy_stack=lazy_stack_function(),
         sequential=_sequential,
-        serial_env=_serial_env,
-        parallel_env=_parallel_env,
-        description="torchrl SerialEnv / ParallelEnv(n, makers), tensordict lazy_stack, "
+        serial_env=partial(_serial_env, **ser) if ser else _serial_env,
+        parallel_env=partial(_parallel_env, **par),
+        description=f"torchrl {_call('SerialEnv', 'n, makers', ser)} / "
+        f"{_call('ParallelEnv', 'n, makers', par)}, tensordict lazy_stack, "
         "TensorDictSequential(partial_tolerant=...)",
         uses=("tensordict.lazy_stack", "tensordict.TensorDictSequential", "torchrl.SerialEnv",
               "torchrl.ParallelEnv"),
@@ -139,9 +195,10 @@ def subject() -> Any:
             "def sequential(*modules, partial_tolerant=True):\n"
             "    return TensorDictSequential(*modules, partial_tolerant=partial_tolerant)",
             "serial_env": "from torchrl.envs import SerialEnv\n"
-            "def serial_env(makers):\n    return SerialEnv(len(makers), list(makers))",
+            "def serial_env(makers):\n"
+            f"    return {_call('SerialEnv', 'len(makers), list(makers)', ser)}",
             "parallel_env": "from torchrl.envs import ParallelEnv\n"
             "def parallel_env(makers):\n"
-            "    return ParallelEnv(len(makers), list(makers), mp_start_method='spawn')",
+            f"    return {_call('ParallelEnv', 'len(makers), list(makers)', par)}",
         },
     )
