@@ -1,7 +1,7 @@
 """PAR: worker failures and shutdown -- a process-parallel env surfaces a worker's error, naming
 its task, and leaves no child process behind (PAR-008..010); a worker that stops answering
 (PAR-013) and an interrupt while the parent waits on one (PAR-014) end alike.  The other PAR
-properties are in :mod:`.test_parallel`.
+properties are in :mod:`.test_parallel` and :mod:`.test_sequences`.
 
 Worker failures (PAR-008 / PAR-009) are judged by one criterion, :func:`_envs.names_task_index`:
 the exception, or one Python shows with it, has an int ``task_index`` / ``worker_index`` /
