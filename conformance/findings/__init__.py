@@ -318,6 +318,14 @@ def _cache_key(finding: Finding) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _raised(output: str) -> str:
+    """What a script's output says was raised: its lines that are not traceback frames or the
+    source lines they quote (those are indented), so a signature cannot match the reproducer's
+    own source shown in its traceback."""
+    return "\n".join(line for line in output.splitlines()
+                     if line.strip() and not line.startswith((" ", "\t", "Traceback (")))
+
+
 def verify(finding: Finding, seconds: float = VERIFY_SECONDS, cache: bool = True) -> Verdict:
     """Run ``finding``'s reproducer in a fresh interpreter (bounded by ``seconds``): it must fail
     with output matching the signature. Verdicts are cached per reproducer, signature, Python and
@@ -349,7 +357,7 @@ def verify(finding: Finding, seconds: float = VERIFY_SECONDS, cache: bool = True
     tail = output.strip()[-2000:]
     if proc.returncode == 0:
         verdict = Verdict("fixed", "the reproducer ran to the end without failing", took, tail)
-    elif re.search(finding.signature, output):
+    elif re.search(finding.signature, _raised(output)):
         verdict = Verdict("holds", "", took, tail)
     else:
         verdict = Verdict("differs", f"the reproducer failed without the signature "
