@@ -26,18 +26,22 @@ def subject_name(name: str) -> None:
     """Raise ArgumentError unless ``name`` can name a subject (see the module docstring)."""
     import importlib.util
 
-    from conformance.subject import BUILTIN, _entry_point_names, _usage
+    from conformance.subject import BUILTIN, SubjectError, _entry_point_names, _usage, split_name
 
     def bad(problem: str) -> ArgumentError:
         return ArgumentError(f"--subject {name!r}: {_usage(name, problem)}")
 
     if not name.strip():
         raise bad("the name is empty")
-    if name in BUILTIN or name in _entry_point_names():
+    try:  # options in brackets are checked against the factory when it resolves
+        base, _ = split_name(name)
+    except SubjectError as exc:
+        raise ArgumentError(f"--subject {name!r}: {exc}") from None
+    if base in BUILTIN or base in _entry_point_names():
         return
-    if ":" not in name:
+    if ":" not in base:
         raise bad("no built-in subject or entry point has this name")
-    module, _, attr = name.partition(":")
+    module, _, attr = base.partition(":")
     if not all(p.isidentifier() for part in (module, attr) for p in part.split(".")):
         raise bad("expected the form 'module:attribute' (dotted Python names)")
     try:
