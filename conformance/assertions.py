@@ -128,3 +128,19 @@ def elements(td: Any) -> list[Any]:
     if tds is not None and getattr(td, "stack_dim", 0) == 0:
         return list(tds)
     return list(td.unbind(0))
+
+
+def shown_exceptions(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions Python's traceback shows with it: its ``__cause__``, else its
+    ``__context__`` unless suppressed (``raise ... from None``), and so on down the chain."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
+        if current.__cause__ is not None:
+            current = current.__cause__
+        elif not current.__suppress_context__:
+            current = current.__context__
+        else:
+            current = None
+    return chain

@@ -153,7 +153,6 @@ def pytest_configure(config: pytest.Config) -> None:
         for path in [*shipped(), *config.getoption(OPT_DEVIATIONS)]:
             state.findings.extend(_load(path))
     config.stash[STATE] = state
-    config.pluginmanager.register(verdict.Hooks(), "conformance-verdict")
     if state.requested:  # dm_control (SCN) renders headless unless the user chose otherwise
         os.environ.setdefault("MUJOCO_GL", "egl")
     if state.names:  # named explicitly: a bad name is a usage error before anything runs
@@ -263,9 +262,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     if marker is None or call.when != "call":
         return
     run = record.current(marker.args[0])
-    rep.user_properties += run.user_properties()  # hits, explored, deprecations
+    rep.user_properties += run.user_properties()  # hits, explored, deprecations, shrink verdict
     if call.excinfo is None or call.excinfo.errisinstance(pytest.skip.Exception):
         return
+    rep.user_properties.append(("conformance_message", verdict.kit_message(call.excinfo.value)))
     example = record.last_example(marker.args[0])
     if example is not None:
         text = reports.reproducer(marker.args[0], example, item.config.stash[STATE].resolve())

@@ -52,8 +52,9 @@ class Call:
 
     def user_properties(self) -> list[tuple[str, Any]]:
         """What the call's test report carries to its cell (through xdist too): the findings'
-        hits and the examples explored beyond them, and the deprecations raised."""
-        out: list[tuple[str, Any]] = []
+        hits and the examples explored beyond them, the deprecations raised, and whether the
+        shrink budget cut its counterexample."""
+        out: list[tuple[str, Any]] = [("conformance_shrunk", self.shrunk)] if self.shrunk else []
         if self.findings:
             out += [("conformance_hits", dict(self.hits)), ("conformance_explored",
                                                             self.explored)]

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from conformance import catalogue, record
+from conformance import catalogue
 
 MARKER = "conformance"
 
@@ -29,23 +29,6 @@ def kit_message(exc: BaseException) -> str:
     kit = [line for line in lines if ": observed " in line and ", expected " in line]
     first = kit[0] if kit else (lines[0] if lines else "(no message)")
     return f"{type(exc).__name__}: {first}"[:2000]
-
-
-class Hooks:
-    """Attach the kit's line and the shrink verdict to a conformance property's call report."""
-
-    @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
-        outcome = yield
-        rep = outcome.get_result()
-        marker = item.get_closest_marker(MARKER)
-        if marker is None or call.when != "call":
-            return
-        run = record.current(marker.args[0])
-        if run.shrunk:
-            rep.user_properties.append(("conformance_shrunk", run.shrunk))
-        if call.excinfo is not None and not call.excinfo.errisinstance(pytest.skip.Exception):
-            rep.user_properties.append(("conformance_message", kit_message(call.excinfo.value)))
 
 
 class Progress:

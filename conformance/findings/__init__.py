@@ -133,19 +133,9 @@ def failure_text(exc: BaseException) -> str:
     """What a signature is matched against: ``Type: message`` for the exception and each one
     Python shows with it (its cause, else its unsuppressed context), one per line: the kit's own
     assertion messages ("what: observed ..., expected ... [call]. Likely fix: ...") included."""
-    lines: list[str] = []
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and all(current is not s for s in seen):
-        seen.append(current)
-        lines.append(f"{type(current).__name__}: {current}")
-        if current.__cause__ is not None:
-            current = current.__cause__
-        elif not current.__suppress_context__:
-            current = current.__context__
-        else:
-            current = None
-    return "\n".join(lines)
+    from conformance.assertions import shown_exceptions
+
+    return "\n".join(f"{type(e).__name__}: {e}" for e in shown_exceptions(exc))
 
 
 def requirements(when: str) -> list[Requirement]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conformance.assertions import snapshot
+from conformance.assertions import shown_exceptions, snapshot
 from conformance.hygiene import call_within, child_pids, children_left  # noqa: F401  (re-exported)
 
 
@@ -102,22 +102,6 @@ def task_trajectory(rollout: Any, i: int) -> list[Any]:
     """Task i's steps of a ``[task, time]`` rollout, each a copied plain tensordict."""
     traj = rollout[i]
     return [traj[t].clone() for t in range(traj.batch_size[0])]
-
-
-def shown_exceptions(exc: BaseException) -> list[BaseException]:
-    """``exc`` and the exceptions Python's traceback shows with it: its ``__cause__``, else its
-    ``__context__`` unless suppressed (``raise ... from None``), and so on down the chain."""
-    chain: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and all(current is not seen for seen in chain):
-        chain.append(current)
-        if current.__cause__ is not None:
-            current = current.__cause__
-        elif not current.__suppress_context__:
-            current = current.__context__
-        else:
-            current = None
-    return chain
 
 
 def names_task_index(exc: BaseException, index: int) -> bool:
