@@ -24,24 +24,51 @@ def specs(env: Any) -> tuple[Any, ...]:
 
 class Exchange:
     """A task's buffers, zeroed from its specs: ``act`` (action leaves), ``out`` (observation,
-    reward and done leaves); written by copy_in, read as copies. Speed: shared memory in the
-    parallel env, so "step" and "reset" answer None (a pickled TensorDict costs ~0.1-0.2 ms)."""
+    reward and done tensor leaves); written by copy_in, read as copies. Non-tensor leaves (strings,
+    metadata) have no buffer: ``write`` returns them and ``read`` puts them back. Speed: shared
+    memory in the parallel env, so "step" and "reset" answer only their non-tensor values (a
+    pickled TensorDict costs ~0.1-0.2 ms)."""
 
     def __init__(self, spec: tuple[Any, ...], act: Any = None, out: Any = None) -> None:
+        from torchrl.data import NonTensor
+
         obs, action, reward, done = spec
+        loose = {part: [k for k, leaf in s.items(True, True) if isinstance(leaf, NonTensor)]
+                 for part, s in (("obs", obs), ("reward", reward), ("done", done))}
+        if out is None:
+            out = obs.zero().update(reward.zero()).update(done.zero())
+            out = out.exclude(*loose["obs"], *loose["reward"], *loose["done"])
         self.act = action.zero() if act is None else act
-        self.out = obs.zero().update(reward.zero()).update(done.zero()) if out is None else out
+        self.out = out
         reset = [*obs.keys(True, True), *done.keys(True, True)]  # a reset has no reward
-        self.views = {"action": self.act, "step": self.out, "reset": self.out.select(*reset)}
+        self.loose = {"action": [], "step": [*loose["obs"], *loose["reward"], *loose["done"]],
+                      "reset": [*loose["obs"], *loose["done"]]}
+        self.views = {"action": self.act, "step": self.out,
+                      "reset": self.out.select(*(k for k in reset if k not in self.loose["step"]))}
         self.leaves = {w: [(k, td.get(k)) for k in td.keys(True, True)]  # looked up once
                        for w, td in self.views.items()}
+        self.last: dict[Any, Any] = {}  # the non-tensor leaves of the last output written
 
-    def write(self, what: str, td: Any) -> None:
-        """Copy the leaves of ``td`` (the "action" input, or a "step" or "reset" output) in."""
+    def write(self, what: str, td: Any) -> dict[Any, Any]:
+        """Copy the leaves of ``td`` (the "action" input, or a "step" or "reset" output) in;
+        return its non-tensor leaves (key: value)."""
         copy_in(what, self.leaves[what], td)
+        loose = {}
+        for key in self.loose[what]:
+            loose[key] = td.get(key, None)
+            if loose[key] is None:
+                raise ValueError(f"{what} entry {key!r}: got nothing, but its spec says a "
+                                 "non-tensor entry")
+        if what != "action":
+            self.last = loose
+        return loose
 
-    def read(self, what: str) -> Any:
-        return self.views[what].clone()
+    def read(self, what: str, loose: dict[Any, Any] | None = None) -> Any:
+        """A copy of the ``what`` buffers, with the non-tensor leaves ``write`` returned."""
+        out = self.views[what].clone()
+        for key, value in (loose or {}).items():
+            out.set(key, value)
+        return out
 
 
 def copy_in(what: str, leaves: list[tuple[Any, Any]], td: Any) -> None:
@@ -58,9 +85,14 @@ def copy_in(what: str, leaves: list[tuple[Any, Any]], td: Any) -> None:
 
 def handle(env: Any, command: str, arg: Any, ex: Exchange) -> Any:
     """Run one command on a task env: "reset" and "step" (with ``ex.act``, set by the caller)
-    write into ``ex.out``; "set_seed" returns the seed ``env.set_seed(arg)`` returns."""
-    if command == "reset":
-        return ex.write("reset", env.reset())
+    write into ``ex.out`` and return the output's non-tensor leaves; "set_seed" returns the seed
+    ``env.set_seed(arg)`` returns."""
+    if command == "reset":  # arg: None, or a bool mask of the rows to reset (a batched task)
+        if arg is None:
+            return ex.write("reset", env.reset())
+        # torchrl's partial reset: the input holds the current data, the mask picks the rows
+        return ex.write("reset", env.reset(ex.read("reset", ex.last).set("_reset",
+                                                                         arg.unsqueeze(-1))))
     if command == "step":  # (a clone: the env may keep its input)
         return ex.write("step", env.step(ex.act.clone()).get("next"))
     if command == "set_seed":

@@ -52,7 +52,13 @@ class EnvSpecs:
 
 
 def check_shared_specs(specs: Sequence[EnvSpecs]) -> None:
-    """Raise SpecMismatchError if a leaf key present in every task has two shapes or dtypes."""
+    """Raise SpecMismatchError if the tasks' batch sizes differ, or a leaf key present in every
+    task has two shapes, dtypes or spec classes (e.g. Bounded and Unbounded)."""
+    for i, s in enumerate(specs[1:], 1):
+        if s.observation.shape != specs[0].observation.shape:
+            raise SpecMismatchError(
+                f"task 0 has batch size {list(specs[0].observation.shape)} and task {i} has "
+                f"{list(s.observation.shape)}; the tasks of a batched env need one batch size")
     leaves = [s.leaves() for s in specs]
     for key in [k for k in leaves[0] if all(k in lv for lv in leaves)]:
         first = leaves[0][key]
@@ -63,6 +69,11 @@ def check_shared_specs(specs: Sequence[EnvSpecs]) -> None:
                     f"{tuple(first.shape)} dtype={first.dtype} and task {i} has shape="
                     f"{tuple(lv[key].shape)} dtype={lv[key].dtype}; rename the key per task or "
                     "make the shapes and dtypes agree")
+            if type(lv[key]) is not type(first):
+                raise SpecMismatchError(
+                    f"key {key!r} is shared by all tasks but task 0's spec is "
+                    f"{type(first).__name__} and task {i}'s is {type(lv[key]).__name__}; rename "
+                    "the key per task or give both tasks one spec class")
 
 
 def _elements(td: TensorDictBase, n: int) -> list[TensorDictBase]:
@@ -99,13 +110,14 @@ class _MultiTaskEnv:
         if not self._makers:
             raise ValueError("a multi-task env needs at least one maker")
         self.num_tasks = len(self._makers)
-        self.batch_size = torch.Size([self.num_tasks])
         specs = self._start()
         try:
             check_shared_specs(specs)
         except SpecMismatchError:
             self.close()
             raise
+        self.task_batch = specs[0].observation.shape  # each task's own batch size: [] or [k]
+        self.batch_size = torch.Size([self.num_tasks, *self.task_batch])
         self.task_specs: list[EnvSpecs] = specs
         for part in _worker.PARTS:  # full_observation_spec = stack of the tasks' specs, etc.
             setattr(self, f"full_{part}_spec", torch.stack([getattr(s, part) for s in specs], 0))
@@ -140,20 +152,36 @@ class _MultiTaskEnv:
         """Reset the tasks selected by a bool ``"_reset"`` entry (all when absent); return a new
         lazy stack of each task's reset output, or current observations and done flags (its last
         step's "next"; values in ``tensordict`` are not read)."""
-        mask = [True] * self.num_tasks
         flag = None if tensordict is None else tensordict.get("_reset", None)
-        if flag is not None:
-            if flag.dtype != torch.bool:
-                raise TypeError(f'"_reset" must be a bool tensor, got dtype {flag.dtype}')
-            mask = flag.expand(self.num_tasks) if flag.ndim == 0 else flag
-            mask = mask.reshape(self.num_tasks, -1).any(-1).tolist()
-        for i, out in self._run({i: ("reset", None) for i in range(self.num_tasks)
-                                 if mask[i]}).items():
+        calls = {}
+        for i, rows in enumerate(self._reset_rows(flag)):  # rows: task i's own batch shape
+            if rows.all():
+                calls[i] = ("reset", None)
+            elif rows.any():  # some rows of a batched task
+                calls[i] = ("reset", rows)
+        for i, out in self._run(calls).items():
             self._current[i] = out
         never = [i for i, cur in enumerate(self._current) if cur is None]
         if never:
             raise RuntimeError(f"task {never[0]} was never reset: include it in \"_reset\"")
         return lazy_stack([cur.clone() for cur in self._current], 0)
+
+    def _reset_rows(self, flag: torch.Tensor | None) -> list[torch.Tensor]:
+        """Per task, a bool mask of its batch shape: the rows a ``"_reset"`` flag selects (a
+        scalar: all tasks; one flag per task: all its rows; else one per row, any over the rest)."""
+        n, width = self.num_tasks, self.task_batch.numel()
+        if flag is None:
+            return [torch.ones(self.task_batch, dtype=torch.bool)] * n
+        if flag.dtype != torch.bool:
+            raise TypeError(f'"_reset" must be a bool tensor, got dtype {flag.dtype}')
+        per = flag.expand(n) if flag.ndim == 0 else flag
+        per = per.reshape(n, -1)
+        if per.shape[1] == 1:
+            per = per.expand(n, width)
+        elif per.shape[1] % width:
+            raise ValueError(f'"_reset" of shape {list(flag.shape)} does not fit batch size '
+                             f"{list(self.batch_size)}: give one flag per task or per row")
+        return list(per.reshape(n, width, -1).any(-1).reshape(n, *self.task_batch))
 
     def step(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Step every task with its element's action keys and write the result under "next" of
@@ -183,17 +211,23 @@ class _MultiTaskEnv:
         elements = enumerate(_elements(tensordict, self.num_tasks))
         return lazy_stack([e.get("next").select(*self._keep[i]) for i, e in elements], 0)
 
-    def _done(self, tensordict: TensorDictBase) -> list[bool]:
-        """Per task: whether any of its done leaves (done/terminated/truncated) is True."""
-        return [any(bool(e.get(k, _FALSE).any()) for k in self._done_keys[i])
-                for i, e in enumerate(_elements(tensordict, self.num_tasks))]
+    def _done(self, tensordict: TensorDictBase) -> torch.Tensor:
+        """Per task and row (shape ``batch_size``): whether any of its done leaves (done,
+        terminated, truncated; at the root or nested, with group dims) is True."""
+        n, dims = self.num_tasks, len(self.task_batch)
+        rows = torch.zeros(self.batch_size, dtype=torch.bool)
+        for i, e in enumerate(_elements(tensordict, n)):
+            for k in self._done_keys[i]:
+                flag = e.get(k, _FALSE)
+                rows[i] |= flag.reshape(*flag.shape[:dims], -1).any(-1) if flag.ndim else flag
+        return rows
 
     def _maybe_reset(self, tensordict: TensorDictBase) -> TensorDictBase:
-        """Reset (via a "_reset" mask) exactly the tasks whose element is done."""
+        """Reset (via a "_reset" mask) exactly the tasks (rows) whose element is done."""
         done = self._done(tensordict)
-        if not any(done):
+        if not done.any():
             return tensordict
-        return self.reset(tensordict.set("_reset", torch.tensor(done).reshape(-1, 1)))
+        return self.reset(tensordict.set("_reset", done.unsqueeze(-1)))
 
     def rand_action(self, tensordict: TensorDictBase | None = None) -> TensorDictBase:
         """Draw one sample of the stacked action spec (global RNG, like torchrl) and write task i's
@@ -248,7 +282,7 @@ class _MultiTaskEnv:
             if t == max_steps - 1:
                 break
             td = self._step_mdp(td)
-            if break_when_any_done and any(self._done(td)):
+            if break_when_any_done and self._done(td).any():
                 break
             td = self._maybe_reset(td)
         if not return_contiguous:  # (naming the stack dim at once: refine_names walks every step)
@@ -285,7 +319,8 @@ class SerialMultiTaskEnv(_MultiTaskEnv):
                 if command == "step":
                     self._ex[i].write("action", arg)
                 result = _worker.handle(self._envs[i], command, arg, self._ex[i])
-                results[i] = result if command == "set_seed" else self._ex[i].read(command)
+                results[i] = result if command == "set_seed" else self._ex[i].read(command,
+                                                                                    result)
             except Exception as err:
                 raise self._fail(i, f"{command!r}", err) from err
         return results
@@ -423,7 +458,7 @@ class _ParallelMultiTaskEnv(_MultiTaskEnv):
                                   f"exit code {code}", i, exitcode=code) from err
         doing = f"running {', '.join(sorted({c for c, _ in calls.values()}))!r}"
         got = self._collect(calls, doing, self._timeout)
-        return {i: self._ex[i].read(c) if c in ("reset", "step") else got[i]
+        return {i: self._ex[i].read(c, got[i]) if c in ("reset", "step") else got[i]
                 for i, (c, _) in calls.items()}
 
     def close(self) -> None:

@@ -64,6 +64,8 @@ class ParallelMultiTaskEnv(_ParallelMultiTaskEnv):
         return proc
 
     def _snapshot(self, i: int, result: TensorDictBase) -> TensorDictBase:
+        if self._ex[i].loose["reset"]:  # non-tensor entries live outside the buffer
+            return super()._snapshot(i, result)
         # No copy: the buffer holds this data until task i's next reset or step replaces it.
         return self._ex[i].views["reset"]
 
@@ -74,9 +76,12 @@ class ParallelMultiTaskEnv(_ParallelMultiTaskEnv):
         """The serial env's rollout, with the same result. Without a policy, with ``auto_reset``
         and no early stop, task i's steps depend only on its own actions, so the actions are
         drawn first (the same draws, in the same order, as per step) and every worker runs its
-        steps and resets back to back, in chunks: one message per chunk, not per step.
+        steps and resets back to back, in chunks: one message per chunk, not per step (tasks
+        with batch size [] and tensors only; others take the serial env's loop).
         Returns lazy stack over tasks of ``[max_steps]`` tensordicts (``out[:, t]`` is step t)."""
-        if policy is not None or break_when_any_done or not auto_reset or max_steps < 1:
+        chunkable = not self.task_batch and not any(ex.loose["step"] for ex in self._ex)
+        if (policy is not None or break_when_any_done or not auto_reset or max_steps < 1
+                or not chunkable):  # (chunks: tensors only, and a task resets as a whole)
             return super().rollout(max_steps, policy, return_contiguous=return_contiguous,
                                    break_when_any_done=break_when_any_done,
                                    auto_reset=auto_reset, tensordict=tensordict)
