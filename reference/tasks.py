@@ -176,7 +176,7 @@ class TaskEnv(EnvBase):
                            if ks.bounded else Unbounded((*batch, *ks.shape),
                                                         dtype=DTYPES[ks.dtype]))
         for key in spec.text_keys:
-            obs[key] = NonTensor(shape=batch, example_data=f"{spec.name}@0")
+            obs[key] = NonTensor(shape=batch, example_data="")  # (one spec for every task)
         self.observation_spec = obs
         actions = Composite(shape=batch)
         if in_group:

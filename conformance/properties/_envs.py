@@ -18,19 +18,21 @@ from conformance.hygiene import call_within, child_pids, children_left  # noqa: 
 
 
 def write_actions(td: Any, row: list[Any]) -> Any:
-    """Write ``row[i]`` (cloned) as element i's "action" of the batched ``td``, in place; return td.
+    """Write ``row[i]`` (task i's action entries, a TensorDict: its action key(s)) cloned into
+    element i of the batched ``td``, in place; return td.
 
-    A lazy stack along dim 0 gets each action in its own element (actions may differ in shape);
-    a dense tensordict gets the stacked actions (``td[i].set`` would not write through).
+    A lazy stack along dim 0 gets each action in its own element (actions may differ in key,
+    kind and shape); a dense tensordict gets the stacked actions (``td[i].set`` would not write
+    through).
     """
     import torch
 
     tds = getattr(td, "tensordicts", None)
     if tds is not None and getattr(td, "stack_dim", 0) == 0:
         for elem, action in zip(tds, row, strict=True):
-            elem.set("action", action.clone())
+            elem.update(action.clone())
     else:
-        td.set("action", torch.stack([a.clone() for a in row]))
+        td.update(torch.stack([a.clone() for a in row]))
     return td
 
 
@@ -46,16 +48,44 @@ def scripted_policy(actions: list[list[Any]]) -> Any:
     return policy
 
 
+def without_rewards(td: Any) -> Any:
+    """``td`` without its reward entries ("reward" at the root or nested, e.g. under a group);
+    a lazy stack element by element (its elements' keys may differ)."""
+    tds = getattr(td, "tensordicts", None)
+    if tds is not None:
+        from tensordict import lazy_stack
+
+        return lazy_stack([without_rewards(t) for t in tds], td.stack_dim)
+    keys = list(td.keys(True, True))
+    return td.exclude(*[k for k in keys if (k if isinstance(k, str) else k[-1]) == "reward"])
+
+
 def next_root(td: Any) -> Any:
     """The root for the next step of a step output: a copy of its "next" without the reward
-    (what torchrl's ``step_mdp`` keeps for these envs: observations and done flags)."""
-    return td.get("next").exclude("reward").clone()
+    entries (what torchrl's ``step_mdp`` keeps for these envs: observations and done flags)."""
+    return without_rewards(td.get("next")).clone()
+
+
+def is_done(td: Any) -> Any:
+    """Per row of a task's tensordict (shape its batch size): whether any of its "done" entries
+    (at the root or nested, with group dims) is set."""
+    import torch
+
+    dims = len(td.batch_size)
+    rows = torch.zeros(td.batch_size, dtype=torch.bool)
+    for k in td.keys(True, True):
+        if (k if isinstance(k, str) else k[-1]) == "done":
+            flag = td.get(k)
+            rows = rows | flag.reshape(*flag.shape[:dims], -1).any(-1)
+    return rows
 
 
 def done_mask(root: Any) -> Any:
-    """Per task, whether its "done" flag is set: a bool tensor of shape [n, 1]."""
-    done = root.get("done")
-    return done.reshape(done.shape[0], -1).any(-1, keepdim=True)
+    """Per task (and row of a batched task), whether a "done" entry is set: a bool tensor of
+    the root's batch size plus a trailing 1 (``[n, 1]`` for tasks of batch size [])."""
+    import torch
+
+    return torch.stack([is_done(e) for e in root.unbind(0)]).unsqueeze(-1)
 
 
 def manual_rollout(env: Any, steps: int, act: Any) -> list[Any]:
@@ -87,11 +117,11 @@ def solo_trajectory(task: Any, actions: list[Any]) -> list[Any]:
         td = env.reset()
         steps = []
         for action in actions:
-            td.set("action", action.clone())
+            td.update(action.clone())
             td = env.step(td)
             steps.append(td.clone())
-            td = td.get("next").exclude("reward").clone()
-            if bool(td.get("done").any()):
+            td = next_root(td)
+            if bool(is_done(td).any()):
                 td = env.reset()
         return steps
     finally:

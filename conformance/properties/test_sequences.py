@@ -164,7 +164,7 @@ def parity_machine(subject: Any) -> type[RuleBasedStateMachine]:
         @precondition(started)
         @rule(data=st.data())
         def partial_reset(self, data: Any) -> None:
-            mask = data.draw(reset_masks(len(self.tasks)), label="mask")
+            mask = data.draw(reset_masks(len(self.tasks), self.tasks[0].batch), label="mask")
             self.run(("partial_reset", mask | done_mask(self.roots[1])))  # done tasks must reset
 
         @precondition(all_running)

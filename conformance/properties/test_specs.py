@@ -17,6 +17,7 @@ from conformance.assertions import expect, expect_tensor_equal, key_tuple, snaps
 from conformance.properties._core import prop
 from conformance.properties._envs import (
     close_env,
+    next_root,
     scripted_policy,
     shown_exceptions,
     write_actions,
@@ -84,9 +85,15 @@ def spec_difference(observed: Any, expected: Any) -> str:
 
 def in_spec(spec: Any, value: Any) -> str:
     """'' when ``value`` is a tensor of exactly ``spec``'s shape and dtype that ``spec.is_in``
-    accepts, else why not."""
+    accepts (for a non-tensor spec: non-tensor data of the spec's shape), else why not."""
     if value is None:
         return "missing (get returned None)"
+    if type(spec).__name__ == "NonTensor":  # strings, metadata: no dtype, a batch size
+        size = tuple(getattr(value, "batch_size", ()))
+        if isinstance(value, torch.Tensor) or not hasattr(value, "batch_size"):
+            return f"not non-tensor data: {value!r}"[:300]
+        return "" if size == tuple(spec.shape) else \
+            f"non-tensor data of batch size {size}, the spec has shape {tuple(spec.shape)}"
     if not isinstance(value, torch.Tensor):
         return f"not a tensor: {value!r}"[:300]
     got = f"shape {tuple(value.shape)} dtype {value.dtype}"
@@ -138,9 +145,15 @@ def test_action_reward_done_specs_per_task(subject, ts: TaskSet) -> None:
     own = [task_specs(t) for t in ts.tasks]
     env = subject.serial_env([t.maker() for t in ts.tasks])
     try:
+        # The shortcuts (action_spec, ...) are a leaf only when a task has one such leaf: they
+        # are held to task i's when every task has the same leaf keys for them.
+        same = {p: len({tuple(sorted(map(str, o[f"full_{p}_spec"].keys(True, True))))
+                        for o in own}) == 1 for p in ("action", "reward", "done")}
         for i, specs in enumerate(own):
             for name in ("full_action_spec", "action_spec", "full_reward_spec", "reward_spec",
                          "full_done_spec", "done_spec"):
+                if not name.startswith("full_") and not same[name[:-len("_spec")]]:
+                    continue
                 expected = specs[name]
                 observed = getattr(env, name)[i]
                 diff = spec_difference(observed, expected)
@@ -156,10 +169,11 @@ def test_batch_size_is_number_of_tasks(subject, ts: TaskSet) -> None:
     n = len(ts.tasks)
     env = subject.serial_env([t.maker() for t in ts.tasks])
     try:
-        expect(tuple(env.batch_size) == (n,), "batch_size", tuple(env.batch_size), (n,),
-               f"serial_env(makers of {n} tasks).batch_size")
+        want = (n, *ts.tasks[0].batch)  # the tasks' own batch dims kept, after the task dim
+        expect(tuple(env.batch_size) == want, "batch_size", tuple(env.batch_size), want,
+               f"serial_env(makers of {n} tasks of batch size {list(want[1:])}).batch_size")
         td = snapshot(env.reset())
-        expect(tuple(td.batch_size) == (n,), "reset().batch_size", tuple(td.batch_size), (n,),
+        expect(tuple(td.batch_size) == want, "reset().batch_size", tuple(td.batch_size), want,
                f"serial_env(makers of {n} tasks).reset()")
     finally:
         close_env(env)
@@ -198,6 +212,9 @@ def test_shared_keys_one_shape_and_dtype(subject, run: RolloutCase) -> None:
                     got = read(data, path)
                     ok = (isinstance(got, torch.Tensor) and got.dtype == want.dtype
                           and tuple(got.shape) == (n, *want.shape))
+                    if type(want).__name__ == "NonTensor":  # one non-tensor entry per task
+                        got = f"{type(got).__name__} {tuple(getattr(got, 'batch_size', ()))}"
+                        ok = got == f"NonTensorStack {(n, *want.shape)}"
                     expect(ok, f"{call}.get({path!r}), a key every task of {n} holds",
                            f"shape {tuple(got.shape)} dtype {got.dtype}"
                            if isinstance(got, torch.Tensor) else got,
@@ -263,14 +280,14 @@ def test_conflicting_key_refused_or_supported(subject, case: ConflictCase) -> No
         for i, task_env in enumerate(alone):
             r = task_env.reset()
             want[f"reset()[{i}]", i, path] = r.get(path)
-            s = task_env.step(r.set("action", case.actions[0][i].clone()))
+            s = task_env.step(r.update(case.actions[0][i].clone()))
             want[f"step(td)[{i}]", i, ("next", *path)] = s.get(("next", *path))
             r = task_env.reset()
             for t in range(2):
-                s = task_env.step(r.set("action", case.actions[1 + t][i].clone()))
+                s = task_env.step(r.update(case.actions[1 + t][i].clone()))
                 for where in (path, ("next", *path)):
                     want[f"rollout(2, policy)[{i}][{t}]", i, where] = s.get(where)
-                r = s.get("next").exclude("reward")
+                r = next_root(s)
     finally:
         for task_env in alone:
             task_env.close()
@@ -297,10 +314,11 @@ def test_random_actions_accepted(subject, ts: TaskSet, seed: int) -> None:
                 out = env.step(td)
             except Exception as err:
                 expect(False, f"step {t} refused a random action drawn from full_action_spec",
-                       f"{type(err).__name__}: {err}"[:400], f"accepted ({drawn.get('action')})",
+                       f"{type(err).__name__}: {err}"[:400], f"accepted ({drawn})",
                        call, "accept every action the reported action spec contains")
-            expect(tuple(out.batch_size) == (n,), f"step {t}: output batch_size",
-                   tuple(out.batch_size), (n,), call)
+            want = (n, *ts.tasks[0].batch)
+            expect(tuple(out.batch_size) == want, f"step {t}: output batch_size",
+                   tuple(out.batch_size), want, call)
             for i in range(n):
                 expect("next" in out[i].keys(), f"step {t}: element {i} has a 'next' entry",
                        sorted(map(str, out[i].keys())), "'next' among them", call)
@@ -358,7 +376,8 @@ def test_parallel_specs_match_serial(subject, ts: TaskSet) -> None:
     own = [task_specs(t) for t in ts.tasks]
     env = subject.parallel_env([t.maker() for t in ts.tasks])
     try:
-        expect(tuple(env.batch_size) == (n,), "batch_size", tuple(env.batch_size), (n,),
+        want = (n, *ts.tasks[0].batch)
+        expect(tuple(env.batch_size) == want, "batch_size", tuple(env.batch_size), want,
                f"parallel_env(makers of {n} tasks).batch_size")
         for i, specs in enumerate(own):
             for name in ("full_observation_spec", "full_action_spec", "full_reward_spec",

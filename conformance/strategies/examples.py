@@ -17,9 +17,8 @@ from typing import Any
 
 import torch
 
-from conformance.strategies._common import _numel
 from conformance.strategies.rollouts import FailureCase, RandomRolloutCase
-from conformance.strategies.tasks import RolloutCase, TaskSet, _spread
+from conformance.strategies.tasks import RolloutCase, TaskSet, action_draws, make_action
 
 
 def two_layouts(episode_length: int = 12) -> list[Any]:
@@ -38,7 +37,7 @@ def two_layouts(episode_length: int = 12) -> list[Any]:
 
 def _fixed_actions(tasks: list[Any], steps: int) -> list[list[torch.Tensor]]:
     """What :func:`scripted_actions` gives for its all-zero draw: different per task."""
-    return [[_spread(task, i, [0] * _numel(task.action_shape)) for i, task in enumerate(tasks)]
+    return [[make_action(task, [0] * action_draws(task), i) for i, task in enumerate(tasks)]
             for _ in range(steps)]
 
 

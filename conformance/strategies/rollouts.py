@@ -33,7 +33,7 @@ def rollout_cases(draw: Any, min_tasks: int = 1, max_tasks: int = 4, exclusive: 
 
 class PartialResetCase(NamedTuple):
     """Steps taken before a partial reset (no task reaches its episode end), the ``_reset`` mask
-    ([n, 1] bool) and the steps taken after it."""
+    ([n, *task batch, 1] bool) and the steps taken after it."""
 
     tasks: list[Any]
     before: list[list[Any]]
@@ -48,7 +48,7 @@ def partial_reset_cases(draw: Any, max_tasks: int = 4) -> PartialResetCase:
     ts = draw(task_sets(1, max_tasks, max_episode=6))
     shortest = min(t.episode_length for t in ts.tasks)
     before = draw(scripted_actions(ts.tasks, draw(st.integers(0, shortest - 1))))
-    mask = draw(reset_masks(len(ts.tasks)))
+    mask = draw(reset_masks(len(ts.tasks), ts.tasks[0].batch))
     after = draw(scripted_actions(ts.tasks, draw(st.integers(1, 8))))
     return PartialResetCase(ts.tasks, before, mask, after)
 

@@ -16,18 +16,45 @@ class TaskSet(NamedTuple):
     tasks: list[Any]  # reference.tasks.TaskSpec
 
 
-def _key_specs(entries: Any) -> tuple[Any, ...]:
+def _key_specs(entries: Any, bounded: frozenset[Any] = frozenset()) -> tuple[Any, ...]:
     from reference.tasks import KeySpec
 
-    return tuple(KeySpec(k, shape, dtype) for k, shape, dtype in entries)
+    return tuple(KeySpec(k, shape, dtype, bounded=k in bounded and dtype != "bool")
+                 for k, shape, dtype in entries)
+
+
+# The wider world's dimensions (each draw shrinks to the simplest task: a Bounded float
+# "action", reward and done at the root, tensors only, batch size [], Unbounded specs).
+ACTION_KINDS = ("bounded", "unbounded", "categorical", "onehot", "multicategorical",
+                "multionehot", "binary")
+GROUP = "agents"  # the group key of multi-agent-style reward / done entries
+SIGNALS = ("root", "both", "group")  # reward/done at the root, at the root and the group, group
+TEXTS = ((), ("text",), ("text", ("info", "note")))  # string (non-tensor) observation entries
+TASK_BATCHES = ((), (2,))  # every task's own batch size (one per task set)
+
+
+@st.composite
+def action_layouts(draw: Any) -> tuple[str, tuple[int, ...]]:
+    """An action spec kind and its shape (shrinks to ("bounded", (1,)))."""
+    kind = draw(st.sampled_from(ACTION_KINDS))
+    if kind in ("bounded", "unbounded"):
+        return kind, draw(shapes(max_dims=1, max_side=3, allow_zero=False)) or (1,)
+    if kind == "categorical":
+        return kind, draw(st.sampled_from(((), (1,), (2,))))
+    if kind == "onehot":
+        return kind, (3,)
+    return kind, (draw(st.integers(1, 3)),)
 
 
 @st.composite
 def task_sets(draw: Any, min_tasks: int = 1, max_tasks: int = 6, exclusive: bool = False,
               max_episode: int = 12) -> TaskSet:
     """1-6 tasks: keys shared by all (one shape and dtype each), keys held by some tasks and
-    keys held by one; nested keys, scalars, zero-size dims, all four dtypes; one action shape;
-    distinct seeds.  ``exclusive`` forces at least two tasks and one exclusive key."""
+    keys held by one; nested keys, scalars, zero-size dims, all four dtypes, Bounded or
+    Unbounded specs; an action of any kind at "action" (and a second kind at a second key for
+    some tasks); reward and done at the root, under a group key (with a group batch dim or
+    not) or both; string entries; one task batch size ([] or [2]); distinct seeds.
+    ``exclusive`` forces at least two tasks and one exclusive key."""
     from reference.tasks import TaskSpec
 
     n = draw(st.integers(max(min_tasks, 2 if exclusive else 1), max_tasks))
@@ -35,9 +62,14 @@ def task_sets(draw: Any, min_tasks: int = 1, max_tasks: int = 6, exclusive: bool
     used = {e[0] for e in shared.entries}
     pool_names = [f"extra{j}" for j in range(3)]
     pool = {name: (name, draw(shapes(max_dims=2)), draw(dtypes())) for name in pool_names}
-    action_shape = draw(shapes(max_dims=1, max_side=3, allow_zero=False))
-    if not action_shape:
-        action_shape = (1,)
+    kind, action_shape = draw(action_layouts())
+    batch = draw(st.sampled_from(TASK_BATCHES))
+    group_size = draw(st.integers(0, 2))
+    bounded = frozenset(draw(st.lists(st.sampled_from([*used, *pool_names]), unique=True,
+                                      max_size=2)))
+    second = draw(st.none() | action_layouts())  # a second action layout, at its own key
+    second_keys = [("ctrl", "action"), "move"] + ([(GROUP, "action")] if not group_size else [])
+    second_key = draw(st.sampled_from(second_keys)) if second else None
     tasks = []
     for i in range(n):
         entries = list(shared.entries)
@@ -46,54 +78,109 @@ def task_sets(draw: Any, min_tasks: int = 1, max_tasks: int = 6, exclusive: bool
             held = [*held, f"only{i}"]
             pool[f"only{i}"] = (("task0", "own"), draw(shapes(max_dims=1)), draw(dtypes()))
         entries += [pool[h] for h in held if pool[h][0] not in used]
+        signals = draw(st.sampled_from(SIGNALS))
+        own = second and i > 0 and draw(st.booleans())  # this task acts at the second key
         tasks.append(TaskSpec(
             name=f"task{i}",
-            observations=_key_specs(entries),
-            action_shape=action_shape,
+            observations=_key_specs(entries, bounded),
+            action_shape=second[1] if own else action_shape,
             episode_length=draw(st.integers(2, max_episode)),
             seed=draw(st.integers(0, 2**16)) * 8 + i,
+            action_kind=second[0] if own else kind,
+            action_key=second_key if own else "action",
+            group=GROUP if signals != "root" else "",
+            group_size=group_size if signals != "root" else 0,
+            root_signals=signals != "group",
+            text_keys=draw(st.sampled_from(TEXTS)),
+            batch=batch,
         ))
     return TaskSet(tasks)
 
 
+def action_leaf(task: Any) -> tuple[Any, tuple[int, ...]]:
+    """A task's action key and the shape of its value (batch and group dims included), as its
+    env's action spec has them (reference.tasks.TaskEnv)."""
+    key = task.action_key
+    in_group = bool(task.group) and (key if isinstance(key, str) else key[0]) == task.group
+    group = (task.group_size,) if in_group and task.group_size else ()
+    return key, (*task.batch, *group, *task.action_shape)
+
+
+def action_draws(task: Any) -> int:
+    """How many integers :func:`make_action` reads for one action of ``task``."""
+    shape = action_leaf(task)[1]
+    if task.action_kind == "onehot":
+        return _numel(shape[:-1])
+    if task.action_kind == "multionehot":
+        return _numel(shape[:-1]) * ((shape[-1] + 1) // 2)
+    return _numel(shape)
+
+
+def make_action(task: Any, draws: list[int], shift: int = 0) -> Any:
+    """Task ``task``'s action (a TensorDict at its action key, batch size its own) from integers
+    in 0..8: entry j of draw k is ``k + shift + j`` mapped into the kind's range (floats: mod 9,
+    minus 4, over 4, so values print short); ``shift`` (the task index) makes the all-zero
+    (shrunk) draw differ between tasks."""
+    from tensordict import TensorDict
+
+    key, shape = action_leaf(task)
+    kind = task.action_kind
+    vals = [k + shift + j for j, k in enumerate(draws)]
+    if kind in ("bounded", "unbounded"):
+        value = torch.tensor([(v % 9 - 4) / 4 for v in vals], dtype=torch.float32)
+    elif kind in ("categorical", "multicategorical"):
+        value = torch.tensor([v % 3 for v in vals], dtype=torch.int64)
+    elif kind == "binary":
+        value = torch.tensor([v % 2 for v in vals], dtype=torch.int8)
+    elif kind == "onehot":
+        value = torch.nn.functional.one_hot(torch.tensor([v % 3 for v in vals]), 3).bool()
+    else:  # multionehot: segments of 2 (and a last one of 1), one-hot each
+        parts = []
+        per_row = (shape[-1] + 1) // 2
+        for row in range(len(vals) // max(per_row, 1)):
+            for m, v in enumerate(vals[row * per_row:(row + 1) * per_row]):
+                size = min(2, shape[-1] - 2 * m)
+                parts.append(torch.nn.functional.one_hot(torch.tensor(v % size), size).bool())
+        value = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.bool)
+    return TensorDict({key: value.reshape(shape)}, batch_size=list(task.batch))
+
+
 @st.composite
 def action_sequences(draw: Any, task_set: TaskSet, steps: int) -> list[list[Any]]:
-    """``steps`` rows of per-task actions in [-1, 1] (multiples of 1/4, so values print short)."""
+    """``steps`` rows of per-task actions (:func:`make_action`; floats in [-1, 1], multiples of
+    1/4)."""
     rows = []
     for _ in range(steps):
         row = []
         for task in task_set.tasks:
-            n = _numel(task.action_shape)
-            vals = draw(st.lists(st.integers(-4, 4), min_size=n, max_size=n))
-            row.append(torch.tensor(vals, dtype=torch.float32).reshape(task.action_shape) / 4)
+            n = action_draws(task)
+            row.append(make_action(task, draw(st.lists(st.integers(0, 8), min_size=n,
+                                                       max_size=n))))
         rows.append(row)
     return rows
 
 
 @st.composite
-def reset_masks(draw: Any, n: int) -> torch.Tensor:
-    """A ``_reset`` mask of shape [n, 1] (any pattern, shrinking toward resetting task 0)."""
+def reset_masks(draw: Any, n: int, batch: tuple[int, ...] = ()) -> torch.Tensor:
+    """A ``_reset`` mask of shape [n, *batch, 1] (one bit per task, any pattern, shrinking
+    toward resetting task 0; a batched task's rows share its bit)."""
     bits = draw(st.lists(st.booleans(), min_size=n, max_size=n))
-    return torch.tensor(bits, dtype=torch.bool).reshape(n, 1)
-
-
-def _spread(task: Any, i: int, draws: list[int]) -> torch.Tensor:
-    """Task i's action from drawn integers: entry j is ((k_j + i + j) mod 9 - 4) / 4, so the
-    all-zero (shrunk) draw still gives every task and every entry a different action."""
-    vals = [((k + i + j) % 9 - 4) / 4 for j, k in enumerate(draws)]
-    return torch.tensor(vals, dtype=torch.float32).reshape(task.action_shape)
+    mask = torch.tensor(bits, dtype=torch.bool).reshape(n, *[1] * len(batch), 1)
+    return mask.expand(n, *batch, 1).clone()
 
 
 @st.composite
-def scripted_actions(draw: Any, tasks: list[Any], steps: int) -> list[list[torch.Tensor]]:
-    """``steps`` rows of per-task actions in [-1, 1] (multiples of 1/4) that differ between
-    tasks even when shrunk, so a subject that mixes tasks' actions up cannot pass by chance."""
+def scripted_actions(draw: Any, tasks: list[Any], steps: int) -> list[list[Any]]:
+    """``steps`` rows of per-task actions (:func:`make_action` shifted by the task index) that
+    differ between tasks even when shrunk, so a subject that mixes tasks' actions up cannot
+    pass by chance."""
     rows = []
     for _ in range(steps):
         row = []
         for i, task in enumerate(tasks):
-            n = _numel(task.action_shape)
-            row.append(_spread(task, i, draw(st.lists(st.integers(0, 8), min_size=n, max_size=n))))
+            n = action_draws(task)
+            row.append(make_action(task, draw(st.lists(st.integers(0, 8), min_size=n,
+                                                       max_size=n)), shift=i))
         rows.append(row)
     return rows
 
