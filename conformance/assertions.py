@@ -43,9 +43,20 @@ def key_tuple(key: Any) -> tuple[str, ...]:
     return (key,) if isinstance(key, str) else tuple(key)
 
 
+def is_non_tensor(value: Any) -> bool:
+    """Whether ``value`` is tensordict's non-tensor data (strings, metadata: NonTensorData or
+    NonTensorStack)."""
+    return type(value).__name__ in ("NonTensorData", "NonTensorStack")
+
+
 def leaf_keys(td: Any) -> set[tuple[str, ...]]:
-    """The set of leaf keys of a tensordict, nested keys as tuples."""
-    return {key_tuple(k) for k in td.keys(include_nested=True, leaves_only=True)}
+    """The set of leaf keys of a tensordict, nested keys as tuples; non-tensor entries (which
+    ``keys(leaves_only=True)`` leaves out) included."""
+    out = {key_tuple(k) for k in td.keys(include_nested=True, leaves_only=True)}
+    for k in td.keys(include_nested=True):
+        if key_tuple(k) not in out and is_non_tensor(td.get(k)):
+            out.add(key_tuple(k))
+    return out
 
 
 def tensors_equal(a: Any, b: Any, rtol: float = 0.0, atol: float = 0.0) -> bool:
@@ -54,6 +65,9 @@ def tensors_equal(a: Any, b: Any, rtol: float = 0.0, atol: float = 0.0) -> bool:
     With ``rtol`` / ``atol``, floating values may differ by up to ``atol + rtol * |b|``
     (``torch.allclose``); dtype and shape must still match and other dtypes be equal bitwise.
     """
+    if is_non_tensor(a) or is_non_tensor(b):  # the same kind, batch size and python values
+        return (type(a) is type(b) and a.batch_size == b.batch_size
+                and a.tolist() == b.tolist())
     if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)):
         return False
     if a.dtype != b.dtype or a.shape != b.shape:
@@ -68,6 +82,8 @@ def tensors_equal(a: Any, b: Any, rtol: float = 0.0, atol: float = 0.0) -> bool:
 
 def describe_tensor(t: Any) -> str:
     """A short description of a tensor: dtype, shape and (small) values."""
+    if is_non_tensor(t):
+        return f"{type(t).__name__}(batch_size={tuple(t.batch_size)}, data={t.tolist()!r})"[:300]
     if not isinstance(t, torch.Tensor):
         return _short(t)
     vals = t.flatten()[:6].tolist()

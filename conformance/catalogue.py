@@ -95,14 +95,15 @@ PROPERTIES: tuple[Property, ...] = (
     _p("SPEC-002", _ENV,
        "A batched env's action, reward and done specs at index i equal task i's specs."),
     _p("SPEC-003", _ENV,
-       "A batched env's batch size is [number of tasks] and its reset output has that batch "
-       "size."),
+       "A batched env's batch size is [number of tasks, *the tasks' own batch size] and its "
+       "reset output has that batch size."),
     _p("SPEC-004", _ENV,
        "A key shared by all tasks has one shape and one dtype in the batched env's spec and "
        "data."),
     _p("SPEC-005", _ENV,
-       "Tasks that disagree on a shared key's shape or dtype are refused at construction with "
-       "an error naming the key, or the key works end to end (spec, data, rollout, reading)."),
+       "Tasks that disagree on a shared key's shape, dtype or spec class are refused at "
+       "construction with an error naming the key, or the key works end to end (spec, data, "
+       "rollout, reading)."),
     _p("SPEC-006", _ENV,
        "Random actions drawn from the batched env's action spec are accepted by step."),
     _p("SPEC-007", _ENV,
@@ -112,6 +113,10 @@ PROPERTIES: tuple[Property, ...] = (
        "done specs."),
     _p("SPEC-009", _PAR,
        "A process-parallel batched env reports the same per-task specs as the serial one."),
+    _p("SPEC-010", _ENV,
+       "Stepping a batched env hands each task its own action entry unchanged (key, kind, "
+       "dtype, values): the output keeps it and element i's 'next' equals task i's env "
+       "stepped alone with it."),
     # -- PAR: parallel stepping -------------------------------------------------------------
     _p("PAR-001", f"{_ENV} {_PAR}",
        "Parallel and serial batched envs built from the same makers, seeds and actions give "
@@ -155,6 +160,12 @@ PROPERTIES: tuple[Property, ...] = (
        "A KeyboardInterrupt (SIGINT) delivered to the parent while it waits on a hung worker is "
        "propagated or handled within 90 s and leaves no child process that the program's exit "
        "would wait on or orphan (only daemonic workers, which the exit terminates)."),
+    _p("PAR-015", _ENV,
+       "A task whose done entries live only under a group key (multi-agent style, with group "
+       "dims) is reset in a rollout when they are set, exactly as when stepped alone."),
+    _p("PAR-016", _PAR,
+       "Non-tensor entries (strings, metadata) of each task cross a process-parallel env: reset "
+       "and step outputs hold each task's own values, as its env stepped alone gives them."),
     # -- POL: partial-tolerant policy -------------------------------------------------------
     _p("POL-001", "sequential lazy_stack",
        "A partial-tolerant policy writes the action into every element of a lazy stack whose "

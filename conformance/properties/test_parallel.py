@@ -16,6 +16,7 @@ from conformance.assertions import (
     elements,
     expect,
     expect_td_equal,
+    is_non_tensor,
     leaf_keys,
     snapshot,
     tensors_equal,
@@ -59,7 +60,7 @@ def stack_leaf_keys(td: Any) -> set[tuple[str, ...]]:
     out: set[tuple[str, ...]] = set()
     for key in td.keys():
         value = td.get(key)
-        if hasattr(value, "batch_size") and hasattr(value, "keys"):
+        if hasattr(value, "batch_size") and hasattr(value, "keys") and not is_non_tensor(value):
             out |= {(key, *sub) for sub in stack_leaf_keys(value)}
         else:
             out.add((key,))
@@ -181,7 +182,7 @@ def test_reset_mask_resets_exactly_masked_tasks(subject, case: PartialResetCase)
             if bool(done.any()):
                 root.set("_reset", done)
                 root = snapshot(env.reset(root))
-                want = [alone[i].reset() if done[i, 0] else want[i] for i in range(n)]
+                want = [alone[i].reset() if done[i].any() else want[i] for i in range(n)]
     finally:
         close_env(env)
         for a in alone:

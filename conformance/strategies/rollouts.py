@@ -19,14 +19,15 @@ from conformance.strategies.tasks import (
 @st.composite
 def rollout_cases(draw: Any, min_tasks: int = 1, max_tasks: int = 4, exclusive: bool = False,
                   min_steps: int = 1, max_steps: int = 10, max_episode: int = 5,
-                  witness: bool = False) -> RolloutCase:
+                  witness: bool = False, force: str = "") -> RolloutCase:
     """A task set (episodes of 2..``max_episode`` steps, so rollouts cross episode ends) and
     ``min_steps..max_steps`` rows of scripted actions; ``witness``: at least two tasks, each
-    with its own float key (:func:`witnessed_task_sets`)."""
+    with its own float key (:func:`witnessed_task_sets`); ``force``: see :func:`task_sets`."""
     if witness:
         ts = draw(witnessed_task_sets(max(min_tasks, 2), max_tasks, max_episode))
     else:
-        ts = draw(task_sets(min_tasks, max_tasks, exclusive=exclusive, max_episode=max_episode))
+        ts = draw(task_sets(min_tasks, max_tasks, exclusive=exclusive, max_episode=max_episode,
+                            force=force))
     steps = draw(st.integers(min_steps, max_steps))
     return RolloutCase(ts.tasks, draw(scripted_actions(ts.tasks, steps)))
 

@@ -48,16 +48,20 @@ def action_layouts(draw: Any) -> tuple[str, tuple[int, ...]]:
 
 @st.composite
 def task_sets(draw: Any, min_tasks: int = 1, max_tasks: int = 6, exclusive: bool = False,
-              max_episode: int = 12) -> TaskSet:
+              max_episode: int = 12, force: str = "") -> TaskSet:
     """1-6 tasks: keys shared by all (one shape and dtype each), keys held by some tasks and
     keys held by one; nested keys, scalars, zero-size dims, all four dtypes, Bounded or
     Unbounded specs; an action of any kind at "action" (and a second kind at a second key for
     some tasks); reward and done at the root, under a group key (with a group batch dim or
     not) or both; string entries; one task batch size ([] or [2]); distinct seeds.
-    ``exclusive`` forces at least two tasks and one exclusive key."""
+    ``exclusive`` forces at least two tasks and one exclusive key; ``force`` one dimension:
+    "actions" (two tasks at least, task 1 acting with a second kind at a second key), "group"
+    (task 0's reward and done only under the group key), "text" (string entries in every task).
+    """
     from reference.tasks import TaskSpec
 
-    n = draw(st.integers(max(min_tasks, 2 if exclusive else 1), max_tasks))
+    two = exclusive or force == "actions"
+    n = draw(st.integers(max(min_tasks, 2 if two else 1), max(max_tasks, 2 if two else 1)))
     shared = draw(layouts(min_keys=1, max_keys=2))
     used = {e[0] for e in shared.entries}
     pool_names = [f"extra{j}" for j in range(3)]
@@ -67,7 +71,7 @@ def task_sets(draw: Any, min_tasks: int = 1, max_tasks: int = 6, exclusive: bool
     group_size = draw(st.integers(0, 2))
     bounded = frozenset(draw(st.lists(st.sampled_from([*used, *pool_names]), unique=True,
                                       max_size=2)))
-    second = draw(st.none() | action_layouts())  # a second action layout, at its own key
+    second = draw((st.just(None) if force != "actions" else st.nothing()) | action_layouts())
     second_keys = [("ctrl", "action"), "move"] + ([(GROUP, "action")] if not group_size else [])
     second_key = draw(st.sampled_from(second_keys)) if second else None
     tasks = []
@@ -78,8 +82,8 @@ def task_sets(draw: Any, min_tasks: int = 1, max_tasks: int = 6, exclusive: bool
             held = [*held, f"only{i}"]
             pool[f"only{i}"] = (("task0", "own"), draw(shapes(max_dims=1)), draw(dtypes()))
         entries += [pool[h] for h in held if pool[h][0] not in used]
-        signals = draw(st.sampled_from(SIGNALS))
-        own = second and i > 0 and draw(st.booleans())  # this task acts at the second key
+        signals = "group" if force == "group" and i == 0 else draw(st.sampled_from(SIGNALS))
+        own = second and i > 0 and ((force == "actions" and i == 1) or draw(st.booleans()))
         tasks.append(TaskSpec(
             name=f"task{i}",
             observations=_key_specs(entries, bounded),
@@ -91,7 +95,7 @@ def task_sets(draw: Any, min_tasks: int = 1, max_tasks: int = 6, exclusive: bool
             group=GROUP if signals != "root" else "",
             group_size=group_size if signals != "root" else 0,
             root_signals=signals != "group",
-            text_keys=draw(st.sampled_from(TEXTS)),
+            text_keys=draw(st.sampled_from(TEXTS[1:] if force == "text" else TEXTS)),
             batch=batch,
         ))
     return TaskSet(tasks)
@@ -242,25 +246,28 @@ class ConflictCase(NamedTuple):
 @st.composite
 def spec_conflicts(draw: Any, min_tasks: int = 2, max_tasks: int = 4) -> ConflictCase:
     """A :func:`task_sets` task set (2-4 tasks) plus a key held by every task, where some tasks
-    disagree with task 0 on its shape (same or different rank), its dtype, or both; the other
-    keys follow task_sets' rules (shared keys agree)."""
+    disagree with task 0 on its shape (same or different rank), its dtype, both, or only its
+    spec class (Bounded instead of Unbounded); the other keys follow task_sets' rules (shared
+    keys agree)."""
     import dataclasses
 
     from reference.tasks import KeySpec
 
     base = draw(task_sets(min_tasks=min_tasks, max_tasks=max_tasks))
     key = draw(st.sampled_from(CLASH_KEYS))
-    kind = draw(st.sampled_from(("shape", "dtype", "both")))
+    kind = draw(st.sampled_from(("shape", "dtype", "both", "class")))
     shape0, dtype0 = draw(shapes()), draw(dtypes())
-    shape1 = draw(shapes().filter(lambda s: s != shape0)) if kind != "dtype" else shape0
-    dtype1 = draw(dtypes().filter(lambda d: d != dtype0)) if kind != "shape" else dtype0
+    if kind == "class":  # same shape and dtype, Unbounded in task 0, Bounded in the others
+        dtype0 = "float32" if dtype0 == "bool" else dtype0
+    shape1 = draw(shapes().filter(lambda s: s != shape0)) if kind in ("shape", "both") else shape0
+    dtype1 = draw(dtypes().filter(lambda d: d != dtype0)) if kind in ("dtype", "both") else dtype0
     n = len(base.tasks)
     other = draw(st.integers(1, n - 1))  # this task surely disagrees with task 0
     tasks = []
     for i, task in enumerate(base.tasks):
         differs = i == other or (i > 0 and draw(st.booleans()))
         shape, dtype = (shape1, dtype1) if differs else (shape0, dtype0)
-        tasks.append(dataclasses.replace(
-            task, observations=(*task.observations, KeySpec(key, shape, dtype))))
+        tasks.append(dataclasses.replace(task, observations=(
+            *task.observations, KeySpec(key, shape, dtype, bounded=kind == "class" and differs))))
     actions = draw(action_sequences(TaskSet(tasks), 3))
     return ConflictCase(tasks, key, actions)
