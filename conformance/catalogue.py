@@ -140,10 +140,12 @@ PROPERTIES: tuple[Property, ...] = (
        "with done tasks reset in place."),
     _p("PAR-008", _PAR,
        "An exception in a worker's step surfaces in the parent within 30 s, naming the task "
-       "index, and leaves no child process."),
+       "index and carrying the worker's exception (type and message), and leaves no child "
+       "process."),
     _p("PAR-009", _PAR,
        "An exception while a worker builds its env surfaces in the parent within 30 s, "
-       "naming the task index, and leaves no child process."),
+       "naming the task index and carrying the worker's exception (type and message), and "
+       "leaves no child process."),
     _p("PAR-010", _PAR,
        "close() is idempotent and leaves no child process of the env alive."),
     _p("PAR-011", _ENV,

@@ -159,6 +159,14 @@ def names_task_index(exc: BaseException, index: int) -> bool:
     return False
 
 
+def carries_cause(exc: BaseException, kind: str, text: str) -> bool:
+    """Whether the worker's own exception reached the parent: ``exc``, or an exception shown
+    with it (its cause, context or a group member), is a ``kind`` whose message holds ``text``,
+    or has a message (e.g. a forwarded traceback) naming ``kind`` and holding ``text``."""
+    return any(text in str(e) and (type(e).__name__ == kind or kind in str(e))
+               for e in shown_exceptions(exc))
+
+
 def describe_exception(exc: BaseException, limit: int = 400) -> str:
     """One line per shown exception: "Type: message" (each message cut to ``limit`` chars)."""
     return " <- ".join(f"{type(e).__name__}: {str(e)[:limit]}" for e in shown_exceptions(exc))

@@ -26,6 +26,7 @@ from conformance.assertions import expect
 from conformance.properties._core import prop
 from conformance.properties._envs import (
     call_within,
+    carries_cause,
     child_pids,
     children_left,
     close_quietly,
@@ -91,6 +92,12 @@ def test_worker_step_error_surfaces(subject, case: FailureCase) -> None:
                    describe_exception(value), f"a message or attribute naming task {k} (e.g. "
                    f"'task {k}', 'worker {k}', or .task_index == {k})", call,
                    "say which task's worker failed (its index)")
+            cause = f"raise_at_step={at}"
+            expect(carries_cause(value, "RuntimeError", cause), f"step {t}: the exception",
+                   describe_exception(value), f"the worker's own RuntimeError ('... {cause} "
+                   "(test hook)'), as the exception, its cause, or quoted in its message", call,
+                   "send the worker's exception (type, message, traceback) to the parent and "
+                   "raise it there or chain it (raise ... from it)")
         expect_no_children_left(before, "child processes left after the failure", call,
                                 "on a worker failure, stop (join, then terminate) every worker")
     finally:
@@ -124,6 +131,11 @@ def test_worker_init_error_surfaces(subject, case: FailureCase) -> None:
         expect(names_task_index(value, k), "the exception", describe_exception(value),
                f"a message or attribute naming task {k} (e.g. 'task {k}', 'worker {k}', or "
                f".task_index == {k})", call, "say which task's maker failed (its index)")
+        expect(carries_cause(value, "RuntimeError", "raise_at_init is set"), "the exception",
+               describe_exception(value), "the maker's own RuntimeError ('... raise_at_init is "
+               "set (test hook)'), as the exception, its cause, or quoted in its message", call,
+               "send the worker's exception (type, message, traceback) to the parent and raise "
+               "it there or chain it (raise ... from it)")
         expect_no_children_left(before, "child processes left after the failure", call,
                                 "stop the workers already started when one fails to build its env")
     finally:
