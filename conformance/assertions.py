@@ -109,9 +109,11 @@ def expect_td_equal(
     wanted = {key_tuple(k) for k in keys} if keys is not None else exp_keys
     missing = sorted(wanted - obs_keys)
     if missing:
-        fail(f"{what}: keys missing", sorted(obs_keys & wanted), sorted(wanted), call, fix)
+        fail(f"{what}: keys missing {missing}", sorted(obs_keys & wanted), sorted(wanted), call,
+             fix)
     if keys is None and obs_keys != exp_keys:
-        fail(f"{what}: key sets differ", sorted(obs_keys), sorted(exp_keys), call, fix)
+        fail(f"{what}: key sets differ (extra {sorted(obs_keys - exp_keys)})", sorted(obs_keys),
+             sorted(exp_keys), call, fix)
     for key in sorted(wanted):
         a, b = observed.get(key), expected.get(key)
         if not tensors_equal(a, b, rtol, atol):

@@ -259,7 +259,8 @@ class _MultiTaskEnv:
                 ) -> TensorDictBase:
         """torchrl's rollout: [reset(tensordict)], then per step act (policy or random), step,
         record, move "next" to the root, reset the done tasks (or stop if ``break_when_any_done``).
-        Returns the steps stacked along dim 1 (``out[:, t]`` is step t)."""
+        Returns the steps stacked after the batch dims, as torchrl does (``out[..., t]`` is step
+        t; ``out[:, t]`` for tasks of batch size [])."""
         if auto_reset:
             td = self.reset(tensordict)
         elif tensordict is None:
@@ -285,10 +286,11 @@ class _MultiTaskEnv:
             if break_when_any_done and self._done(td).any():
                 break
             td = self._maybe_reset(td)
+        time = len(self.batch_size)
         if not return_contiguous:  # (naming the stack dim at once: refine_names walks every step)
-            return LazyStackedTensorDict.lazy_stack(steps, 1, stack_dim_name="time")
+            return LazyStackedTensorDict.lazy_stack(steps, time, stack_dim_name="time")
         _refuse_exclusive(list(steps[0].unbind(0)))
-        out = torch.stack([torch.stack(list(s.unbind(0)), 0) for s in steps], 1)
+        out = torch.stack([torch.stack(list(s.unbind(0)), 0) for s in steps], time)
         return out.refine_names(..., "time")
 
 

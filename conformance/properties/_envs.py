@@ -128,10 +128,31 @@ def solo_trajectory(task: Any, actions: list[Any]) -> list[Any]:
         env.close()
 
 
+def task_label(task: Any) -> str:
+    """A task's name and how it differs from the simplest task, for failure messages: e.g.
+    "task1; categorical action at ctrl/action; done only under agents[2]; strings text; batch
+    [2]" (no parentheses: findings' signatures match up to the closing one)."""
+    parts = [task.name]
+    key = task.action_key if isinstance(task.action_key, str) else "/".join(task.action_key)
+    if (task.action_kind, key) != ("bounded", "action"):
+        parts.append(f"{task.action_kind} action at {key}")
+    if task.group:
+        where = "also" if task.root_signals else "only"
+        size = f"[{task.group_size}]" if task.group_size else ""
+        parts.append(f"done {where} under {task.group}{size}")
+    if task.text_keys:
+        texts = [k if isinstance(k, str) else "/".join(k) for k in task.text_keys]
+        parts.append(f"strings {','.join(texts)}")
+    if task.batch:
+        parts.append(f"batch {list(task.batch)}")
+    return "; ".join(parts)
+
+
 def task_trajectory(rollout: Any, i: int) -> list[Any]:
-    """Task i's steps of a ``[task, time]`` rollout, each a copied plain tensordict."""
+    """Task i's steps of a ``[task, *task batch, time]`` rollout (time last, as torchrl stacks
+    it), each a copied plain tensordict."""
     traj = rollout[i]
-    return [traj[t].clone() for t in range(traj.batch_size[0])]
+    return [traj[..., t].clone() for t in range(traj.batch_size[-1])]
 
 
 def names_task_index(exc: BaseException, index: int) -> bool:

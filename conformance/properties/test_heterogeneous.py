@@ -26,6 +26,7 @@ from conformance.properties._envs import (
     next_root,
     scripted_policy,
     solo_trajectory,
+    task_label,
     write_actions,
 )
 from conformance.strategies import RolloutCase, rollout_cases
@@ -61,8 +62,8 @@ def test_actions_reach_tasks_unchanged(subject, case: RolloutCase) -> None:
                    f"({task.action_kind}) in the step's output", describe_tensor(seen),
                    describe_tensor(sent), call, fix)
             expect_td_equal(got[t][i].get("next"), alone[t].get("next"),
-                            f"task {i} ({task.action_kind} action at {key!r}): step {t}'s "
-                            "'next'", call + f" vs TaskEnv(tasks[{i}]) stepped alone", fix=fix)
+                            f"task {i} ({task_label(task)}): step {t}'s 'next'",
+                            call + f" vs TaskEnv(tasks[{i}]) stepped alone", fix=fix)
 
 
 @prop("PAR-015", case=rollout_cases(min_tasks=2, max_tasks=3, min_steps=3, max_steps=8,
@@ -78,11 +79,10 @@ def test_group_done_resets_task(subject, case: RolloutCase) -> None:
     finally:
         close_env(env)
     for i, task in enumerate(case.tasks):
-        where = "only under its group" if not task.root_signals else "at the root"
         alone = solo_trajectory(task, [row[i] for row in case.actions])
         for t, step in enumerate(alone):
-            expect_td_equal(rollout[i][t], step, f"task {i} (done {where}): step {t}", call,
-                            fix=fix)
+            expect_td_equal(rollout[i][..., t], step, f"task {i} ({task_label(task)}): step {t}",
+                            call, fix=fix)
 
 
 def non_tensor_entries(td: Any) -> dict[Any, Any]:
@@ -114,5 +114,5 @@ def test_non_tensor_data_crosses_processes(subject, case: RolloutCase) -> None:
             got = elements(out)[i]
             got = non_tensor_entries(got if t == 0 else got.get("next"))
             what = "reset()" if t == 0 else f"step {t - 1}'s 'next'"
-            expect(got == want[t], f"task {i}: the non-tensor entries of {what}", got, want[t],
-                   call + f" vs TaskEnv(tasks[{i}]) stepped alone", fix)
+            expect(got == want[t], f"task {i} ({task_label(task)}): the non-tensor entries of "
+                   f"{what}", got, want[t], call + f" vs TaskEnv(tasks[{i}]) stepped alone", fix)

@@ -31,6 +31,7 @@ from conformance.properties._envs import (
     next_root,
     scripted_policy,
     solo_trajectory,
+    task_label,
     task_trajectory,
     write_actions,
 )
@@ -101,7 +102,8 @@ def test_parallel_matches_serial(subject, case: RolloutCase) -> None:
         close_env(serial)
         close_env(parallel)
     for i in range(len(case.tasks)):
-        expect_same_steps(task_trajectory(got, i), task_trajectory(expected, i), f"task {i}",
+        expect_same_steps(task_trajectory(got, i), task_trajectory(expected, i),
+                          f"task {i} ({task_label(case.tasks[i])})",
                           call, "step each task's env in its worker exactly as the serial env "
                           "does: same maker, seed, action order and reset points")
 
@@ -116,7 +118,7 @@ def expect_tasks_as_alone(subject: Any, make: str, case: RolloutCase, fix: str) 
         close_env(env)
     for i, task in enumerate(case.tasks):
         alone = solo_trajectory(task, [row[i] for row in case.actions])
-        expect_same_steps(task_trajectory(got, i), alone, f"task {i} ({task.name})",
+        expect_same_steps(task_trajectory(got, i), alone, f"task {i} ({task_label(task)})",
                           f"{make}(makers).rollout({len(case.actions)}, policy)[{i}] vs "
                           f"TaskEnv(tasks[{i}]) stepped alone", fix)
 
@@ -165,7 +167,8 @@ def test_reset_mask_resets_exactly_masked_tasks(subject, case: PartialResetCase)
         want = [alone[i].reset() if mask[i] else want[i] for i in range(n)]
         for i in range(n):
             state = "reset (masked)" if mask[i] else "continued (not masked)"
-            expect_td_equal(elements(got)[i], want[i], f"task {i} {state}: reset output", call,
+            expect_td_equal(elements(got)[i], want[i],
+                            f"task {i} ({task_label(case.tasks[i])}) {state}: reset output", call,
                             fix=fix)
         root = got
         for t, row in enumerate(case.after):  # the episodes go on, done tasks reset alone
@@ -173,7 +176,8 @@ def test_reset_mask_resets_exactly_masked_tasks(subject, case: PartialResetCase)
             steps = [a.step(w.clone().update(act.clone()))
                      for a, w, act in zip(alone, want, row, strict=True)]
             for i in range(n):
-                expect_td_equal(elements(out)[i], steps[i], f"task {i}: step {t} after the "
+                label = f"task {i} ({task_label(case.tasks[i])})"
+                expect_td_equal(elements(out)[i], steps[i], f"{label}: step {t} after the "
                                 "partial reset", call + ", then steps with done tasks reset",
                                 fix=fix)
             root = next_root(out)
@@ -256,7 +260,7 @@ def test_rollout_keeps_exclusive_keys(subject, case: RolloutCase) -> None:
                    (list(value.shape), value.dtype), ([steps, *single.shape], single.dtype),
                    call, fix)
     for t in range(steps):
-        got = stack_leaf_keys(rollout[:, t])
+        got = stack_leaf_keys(rollout[..., t])
         expect(got == shared, f"leaf keys of rollout[:, {t}]", sorted(got), sorted(shared), call,
                "rollout[:, t] is a stack over tasks: it shows exactly the keys all tasks share")
 
@@ -289,10 +293,11 @@ def test_rollout_equals_manual_loop(subject, case: RolloutCase) -> None:
     stop = first_done[0] + 1 if first_done else steps
     for i in range(len(case.tasks)):
         expected = [elements(m)[i] for m in manual]
-        expect_same_steps(task_trajectory(got, i), expected, f"task {i}",
+        label = f"task {i} ({task_label(case.tasks[i])})"
+        expect_same_steps(task_trajectory(got, i), expected, label,
                           f"env.rollout({steps}, policy, break_when_any_done=False) vs {loop}",
                           fix)
-        expect_same_steps(task_trajectory(stopped, i), expected[:stop], f"task {i}",
+        expect_same_steps(task_trajectory(stopped, i), expected[:stop], label,
                           f"env.rollout({steps}, policy, break_when_any_done=True) vs {loop}, "
                           "stopping after the first step where a task is done", fix)
 
@@ -331,6 +336,6 @@ def test_random_rollout_equals_rand_action_loop(subject, case: RandomRolloutCase
         close_env(second)
     for i in range(len(case.tasks)):
         expect_same_steps(task_trajectory(got, i), [elements(m)[i] for m in manual],
-                          f"task {i}", f"{call} vs {loop}", fix)
+                          f"task {i} ({task_label(case.tasks[i])})", f"{call} vs {loop}", fix)
     expect(torch.equal(rng_got, rng_loop), "the global RNG state after the rollout",
            "differs from the loop's", "equal", f"{call} vs {loop}", fix)

@@ -65,7 +65,7 @@ def apply_op(env: Any, root: Any, op: tuple[Any, ...]) -> tuple[list[Any], Any]:
     rollout = snapshot(env.rollout(len(rows), scripted_policy(rows), return_contiguous=False,
                                    break_when_any_done=False))
     n = rollout.batch_size[0]
-    outs = [lazy_stack([rollout[i][t] for i in range(n)], 0) for t in range(len(rows))]
+    outs = [lazy_stack([rollout[i][..., t] for i in range(n)], 0) for t in range(len(rows))]
     return outs, next_root(outs[-1])
 
 
