@@ -250,6 +250,30 @@ def as_dicts() -> list[dict[str, object]]:
     ]
 
 
+# What hypothesis draws for the task sets of the SPEC / PAR properties, one dimension a line; each
+# draw shrinks to the first option, today's simplest task (a Bounded float "action", reward and
+# done at the root, tensors only, batch size []), so a failure shrinks to a readable example.
+GENERATED: tuple[tuple[str, str], ...] = (
+    ("tasks", "1-6 per set, distinct seeds, episodes of 2-12 steps"),
+    ("observations", "keys shared by all tasks, by some, by one; nested keys; scalars and "
+                     "zero-size dims; float32, float64, int64, bool; Unbounded or Bounded specs"),
+    ("actions", "Bounded, Unbounded, Categorical, OneHot, MultiCategorical, MultiOneHot or Binary "
+                "at 'action'; some tasks act with a second kind at a second key ('move', "
+                "('ctrl', 'action'), ('agents', 'action'))"),
+    ("reward and done", "at the root, under a group key 'agents' (multi-agent style, with or "
+                        "without a group batch dim) beside the root ones, or only there"),
+    ("non-tensor data", "string entries 'text' and ('info', 'note') in some tasks or all"),
+    ("task batch size", "[] or [2] for every task of a set (a task that is itself a batched env)"),
+    ("conflicts", "SPEC-005: a key all tasks hold with two shapes (same or other rank), dtypes, "
+                  "both, or spec classes (Bounded vs Unbounded)"),
+)
+
+
+def generated_lines() -> list[str]:
+    """The generated space, as ``python -m conformance list`` prints it."""
+    return ["Generated task sets (SPEC, PAR):"] + [f"  {name}: {what}" for name, what in GENERATED]
+
+
 def markdown_table() -> str:
     """The property table of docs/catalogue.md (``python -m conformance list --markdown``)."""
     lines = ["| ID | area | needs | statement |", "| --- | --- | --- | --- |"]

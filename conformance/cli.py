@@ -198,6 +198,7 @@ def _list(ns: argparse.Namespace) -> int:
         for p in catalogue.PROPERTIES:
             extra = f" [+{p.extra}]" if p.extra else ""
             print(f"{p.id:<9} {'+'.join(p.needs)}{extra}\n          {p.statement}")
+        print("\n" + "\n".join(catalogue.generated_lines()))
     return 0
 
 

@@ -6,6 +6,7 @@ done at the root, batch size ``[]``."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import time
@@ -47,6 +48,14 @@ def _path(key: Key) -> tuple[str, ...]:
     return (key,) if isinstance(key, str) else tuple(key)
 
 
+def _repr(obj: object) -> str:
+    """``Cls(field=value, ...)`` with the fields that differ from their defaults: evaluable, and
+    short in a reproducer."""
+    shown = [f"{f.name}={getattr(obj, f.name)!r}" for f in dataclasses.fields(obj)  # type: ignore[arg-type]
+             if f.default is dataclasses.MISSING or getattr(obj, f.name) != f.default]
+    return f"{type(obj).__name__}({', '.join(shown)})"
+
+
 @dataclass(frozen=True)
 class KeySpec:
     """One observation entry: a (possibly nested) key, its shape, its dtype name, and whether its
@@ -56,6 +65,8 @@ class KeySpec:
     shape: tuple[int, ...]
     dtype: str = "float32"
     bounded: bool = False
+
+    __repr__ = _repr
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
@@ -93,6 +104,8 @@ class TaskSpec:
     raise_at_step: int = 0
     hang_at_init: float = 0.0  # seconds the env's construction sleeps
     hang_at_step: tuple[int, float] = (0, 0.0)  # (k, s): its k-th step sleeps s seconds
+
+    __repr__ = _repr
 
     def __post_init__(self) -> None:
         if self.action_kind not in ACTION_KINDS:

@@ -108,9 +108,11 @@ def catalogue_page() -> str:
 
 Each property has a stable ID, an area and one sentence. `conformance/catalogue.py` is the single
 source of this table; `python -m conformance list` prints it (`--markdown` as below, `--json` for
-tools). Hypothesis generates the inputs: heterogeneous task sets (1–6 tasks; keys shared by all, by
-some, by one; nested keys; scalars and zero-size dims; float32/float64/int64/bool), tensordicts,
-(nested) lazy stacks, action sequences, `_reset` masks and seeds.
+tools). Hypothesis generates the inputs: heterogeneous task sets, tensordicts, (nested) lazy
+stacks, action sequences, `_reset` masks and seeds. The task sets vary along these dimensions
+(each shrinks to today's simplest task, so a failure shrinks to a readable example):
+
+{chr(10).join(f"- **{name}**: {what}" for name, what in catalogue.GENERATED)}
 
 A subject provides any subset of four capabilities — `lazy_stack(tds, dim)`,
 `sequential(*modules, partial_tolerant=...)`, `serial_env(makers)`, `parallel_env(makers)` — and a
