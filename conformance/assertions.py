@@ -111,14 +111,14 @@ def expect_td_equal(
     if missing:
         fail(f"{what}: keys missing {missing}", sorted(obs_keys & wanted), sorted(wanted), call,
              fix)
-    if keys is None and obs_keys != exp_keys:
-        fail(f"{what}: key sets differ (extra {sorted(obs_keys - exp_keys)})", sorted(obs_keys),
-             sorted(exp_keys), call, fix)
-    for key in sorted(wanted):
+    for key in sorted(wanted):  # values first: an extra entry must not hide a wrong value
         a, b = observed.get(key), expected.get(key)
         if not tensors_equal(a, b, rtol, atol):
             fail(f"{what}: values of {key!r} differ", describe_tensor(a), describe_tensor(b),
                  call, fix)
+    if keys is None and obs_keys != exp_keys:
+        fail(f"{what}: key sets differ (extra {sorted(obs_keys - exp_keys)})", sorted(obs_keys),
+             sorted(exp_keys), call, fix)
 
 
 def snapshot(obj: Any) -> Any:
