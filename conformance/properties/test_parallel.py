@@ -247,18 +247,21 @@ def test_rollout_keeps_exclusive_keys(subject, case: RolloutCase) -> None:
            "not densify to the shared keys")
     own = [solo_trajectory(t, [case.actions[0][i]])[0] for i, t in enumerate(case.tasks)]
     shared = set.intersection(*(leaf_keys(td) for td in own))
-    expect(list(rollout.batch_size[:2]) == [n, steps], "rollout batch size",
-           list(rollout.batch_size), [n, steps], call)
+    batch = list(case.tasks[0].batch)  # the tasks' own batch dims come before time
+    expect(list(rollout.batch_size[:2 + len(batch)]) == [n, *batch, steps], "rollout batch size",
+           list(rollout.batch_size), [n, *batch, steps], call)
     for i in range(n):
         got = stack_leaf_keys(rollout[i])
         expect(got == leaf_keys(own[i]), f"leaf keys of rollout[{i}]", sorted(got),
                sorted(leaf_keys(own[i])), call, fix)
         for key in sorted(leaf_keys(own[i]) - shared):
             value, single = rollout[i].get(key), own[i].get(key)
-            expect((list(value.shape), value.dtype) == ([steps, *single.shape], single.dtype),
+            if is_non_tensor(single):  # (a string: no dtype; its key is checked above)
+                continue
+            want = [*batch, steps, *single.shape[len(batch):]]
+            expect((list(value.shape), value.dtype) == (want, single.dtype),
                    f"rollout[{i}][{key!r}] (exclusive to task {i})",
-                   (list(value.shape), value.dtype), ([steps, *single.shape], single.dtype),
-                   call, fix)
+                   (list(value.shape), value.dtype), (want, single.dtype), call, fix)
     for t in range(steps):
         got = stack_leaf_keys(rollout[..., t])
         expect(got == shared, f"leaf keys of rollout[:, {t}]", sorted(got), sorted(shared), call,

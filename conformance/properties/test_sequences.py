@@ -33,6 +33,7 @@ from conformance.properties._envs import (
     done_mask,
     next_root,
     scripted_policy,
+    task_label,
     write_actions,
 )
 from conformance.strategies import reset_masks, scripted_actions, witnessed_task_sets
@@ -69,7 +70,8 @@ def apply_op(env: Any, root: Any, op: tuple[Any, ...]) -> tuple[list[Any], Any]:
     return outs, next_root(outs[-1])
 
 
-def expect_same_outputs(got: list[Any], want: list[Any], op: tuple[Any, ...], number: int) -> None:
+def expect_same_outputs(got: list[Any], want: list[Any], op: tuple[Any, ...], number: int,
+                        tasks: list[Any]) -> None:
     """The subject's outputs of operation ``number`` equal the reference's, task by task."""
     call = f"operation {number}: {op[0]} (see the operations listed above it)"
     fix = "behave like reference.SerialMultiTaskEnv (torchrl SerialEnv semantics)"
@@ -79,7 +81,8 @@ def expect_same_outputs(got: list[Any], want: list[Any], op: tuple[Any, ...], nu
         expect(len(ge) == len(we), f"{op[0]}: number of tasks", len(ge), len(we), call, fix)
         for i, (a, b) in enumerate(zip(ge, we, strict=True)):
             where = f", step {k}" if op[0] == "rollout" else ""
-            expect_td_equal(a, b, f"{op[0]}{where}, task {i}", call, fix=fix)
+            expect_td_equal(a, b, f"{op[0]}{where}, task {i} ({task_label(tasks[i])})", call,
+                            fix=fix)
 
 
 def replay_against_reference(subject: Any, tasks: list[Any], ops: list[Any]) -> None:
@@ -95,7 +98,7 @@ def replay_against_reference(subject: Any, tasks: list[Any], ops: list[Any]) -> 
         for number, op in enumerate(ops, 1):
             got, roots[0] = apply_op(mine, roots[0], op)
             want, roots[1] = apply_op(ref, roots[1], op)
-            expect_same_outputs(got, want, op, number)
+            expect_same_outputs(got, want, op, number, tasks)
     finally:
         close_env(mine)
         close_env(ref)
@@ -144,7 +147,7 @@ def parity_machine(subject: Any) -> type[RuleBasedStateMachine]:
             try:
                 got, self.roots[0] = apply_op(self.envs[0], self.roots[0], op)
                 want, self.roots[1] = apply_op(self.envs[1], self.roots[1], op)
-                expect_same_outputs(got, want, op, len(self.ops))
+                expect_same_outputs(got, want, op, len(self.ops), self.tasks)
             except Exception as exc:
                 if known_failure("PAR-011", exc):  # a declared finding: go on past it
                     reject()
