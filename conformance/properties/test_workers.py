@@ -182,10 +182,14 @@ def test_hung_worker_surfaces(subject, case: FailureCase) -> None:
     try:
         outcome, value, _ = call_within(HANG_BOUND, subject.parallel_env,
                                         [t.maker() for t in case.tasks])
+        if at:  # a hung step: what comes before it must work (its error is not the hung call's)
+            expect(outcome == "ok", "building the env", ended(outcome, value), "ok", call)
         if outcome == "ok":
             env = value
             outcome, value, _ = call_within(max(0.1, HANG_BOUND - (time.monotonic() - start)),
                                             env.reset)
+            if at:
+                expect(outcome == "ok", "reset()", ended(outcome, value), "ok", call)
             for t, row in enumerate(case.actions if outcome == "ok" else [], 1):
                 if t == at:
                     start = time.monotonic()
