@@ -14,7 +14,8 @@ where declared findings were hit, ``"findings": {NAME: HITS}, "explored": N`` (e
 that ran without hitting one) and, where the subject raised deprecations while the property ran,
 ``"warnings": [{"message", "category", "origin": "file:line", "count"}]``
 (:mod:`conformance.deprecations`). A FINDING: ``name, component, subject, ids, reason, upstream,
-when, signature, source, declared_for: {SUBJECT: [ID]}, hits: {SUBJECT: {ID: N}}, reproducer:
+when, options: {OPTION: VALUE} (the subject options it holds under; {} for all), signature,
+source, declared_for: {SUBJECT: [ID]}, hits: {SUBJECT: {ID: N}}, reproducer:
 holds|fixed|differs|hung|none|error|not run, reproducer_detail``.
 """
 
