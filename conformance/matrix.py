@@ -142,10 +142,10 @@ def _excludes(when: str, versions: dict[str, str]) -> bool:
 
 
 def findings_table(paths: list[str], markdown: bool = False) -> str:
-    """Per finding (rows) and report (columns): where it holds, from each report's ``findings``
-    section: ``holds`` / ``FIXED`` (its reproducer passed) / ``inactive`` (its ``when`` excludes
-    those releases) / ``not run`` (no subject of that run uses it); ``-``: a report from before
-    findings were reported."""
+    """Per finding (rows, with the subject options it holds under, if any) and report
+    (columns): where it holds, from each report's ``findings`` section: ``holds`` / ``FIXED``
+    (its reproducer passed) / ``inactive`` (its ``when`` excludes those releases) / ``not run``
+    (no subject of that run uses it); ``-``: a report from before findings were reported."""
     reports = [load_report(p) for p in paths]
     tags = [release_tag(r.get("versions", {})) for r in reports]
     names: list[str] = []
@@ -159,6 +159,14 @@ def findings_table(paths: list[str], markdown: bool = False) -> str:
 
     when = {f["name"]: f.get("when") or "" for r in reports for f in r.get("findings", [])}
     when.update({f.name: f.when for path in shipped() for f in load(path) if f.name in when})
+    # and the subject options it holds under, likewise (a report from before options: none)
+    options = {f["name"]: f.get("options") or {} for r in reports for f in r.get("findings", [])}
+    options.update({f.name: f.options for path in shipped() for f in load(path)
+                    if f.name in options})
+
+    def label(name: str, quote: str = "") -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in options[name].items())
+        return f"{quote}{name}{quote}" + (f" (with {opts})" if opts else "")
 
     def cell(report: dict[str, Any], name: str) -> str:
         if "findings" not in report:
@@ -171,12 +179,12 @@ def findings_table(paths: list[str], markdown: bool = False) -> str:
     rows = [(n, [cell(r, n) for r in reports]) for n in names]
     if markdown:
         lines = ["| finding | " + " | ".join(tags) + " |", "|---" * (len(tags) + 1) + "|"]
-        lines += [f"| `{n}` | " + " | ".join(c) + " |" for n, c in rows]
+        lines += [f"| {label(n, '`')} | " + " | ".join(c) + " |" for n, c in rows]
         return "\n".join(lines)
-    width = max(len(n) for n in names) + 2
+    width = max(len(label(n)) for n in names) + 2
     lines = [f"[{k}] {t}  ({p})" for k, (t, p) in enumerate(zip(tags, paths, strict=True))]
     lines.append("finding".ljust(width) + "".join(f"[{k}]".ljust(14) for k in range(len(tags))))
-    lines += [n.ljust(width) + "".join(c.ljust(14) for c in cs) for n, cs in rows]
+    lines += [label(n).ljust(width) + "".join(c.ljust(14) for c in cs) for n, cs in rows]
     return "\n".join(lines)
 
 

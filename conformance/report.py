@@ -14,7 +14,8 @@ where declared findings were hit, ``"findings": {NAME: HITS}, "explored": N`` (e
 that ran without hitting one) and, where the subject raised deprecations while the property ran,
 ``"warnings": [{"message", "category", "origin": "file:line", "count"}]``
 (:mod:`conformance.deprecations`). A FINDING: ``name, component, subject, ids, reason, upstream,
-when, signature, source, declared_for: {SUBJECT: [ID]}, hits: {SUBJECT: {ID: N}}, reproducer:
+when, options: {OPTION: VALUE} (the subject options it holds under; {} for all), signature,
+source, declared_for: {SUBJECT: [ID]}, hits: {SUBJECT: {ID: N}}, reproducer:
 holds|fixed|differs|hung|none|error|not run, reproducer_detail``.
 """
 
@@ -125,8 +126,9 @@ def reproducer(prop_id: str, example: Any, subjects: dict[str, Any]) -> str:
 
 def findings_section(declared: dict[tuple[str, str], tuple[Any, ...]],
                      subjects: dict[str, Any], verdicts: dict[str, Any]) -> list[dict[str, Any]]:
-    """One entry per finding the run declared: where it lives, the subjects and properties it
-    was declared for, and what its reproducer said (``holds``, ``fixed``, ``differs``, ``hung``,
+    """One entry per finding the run declared: where it lives (``options``: the subject options
+    it holds under, ``{}`` for every configuration), the subjects and properties it was declared
+    for, and what its reproducer said (``holds``, ``fixed``, ``differs``, ``hung``,
     ``none``, or ``not run``)."""
     out: dict[str, dict[str, Any]] = {}
     for (subj, pid), group in sorted(declared.items()):
@@ -134,7 +136,8 @@ def findings_section(declared: dict[tuple[str, str], tuple[Any, ...]],
             entry = out.setdefault(f.name, {
                 "name": f.name, "component": f.component, "subject": f.subject,
                 "ids": list(f.ids), "reason": f.reason, "upstream": f.upstream, "when": f.when,
-                "signature": f.signature, "source": f.source, "declared_for": {}})
+                "options": dict(f.options), "signature": f.signature, "source": f.source,
+                "declared_for": {}})
             entry["declared_for"].setdefault(subj, []).append(pid)
     for name, entry in out.items():
         verdict = verdicts.get(name)

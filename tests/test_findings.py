@@ -145,6 +145,19 @@ class TestRecognise:
         got = findings.declare([f], {on.name: on, off.name: off}, prop)
         assert got == {("s[lazy=True]", "STK-001"): (f,)}
 
+    def test_report_findings_section_carries_options(self):
+        """The JSON report's findings section names the options a finding holds under ({} for a
+        finding that holds under every configuration), next to where it lives."""
+        from conformance import report
+
+        f = Finding("a", ("STK-001",), "x", "r", component="c.d",
+                    options={"lazy": True, "mode": "shm"})
+        g = Finding("b", ("STK-001",), "x", "r", component="c.d")
+        got = report.findings_section({("s[lazy=True]", "STK-001"): (f, g)}, {}, {})
+        assert [(e["name"], e["options"]) for e in got] == [
+            ("a", {"lazy": True, "mode": "shm"}), ("b", {})]
+        assert got[0]["declared_for"] == {"s[lazy=True]": ["STK-001"]}
+
 
 class TestVerify:
     def _finding(self, reproducer: str) -> Finding:

@@ -127,6 +127,21 @@ class TestColumns:
         assert "| `loop` | - | holds | FIXED |" in table
         assert "| `pool` | - | holds | not run |" in table
 
+    def test_findings_table_shows_options(self, tmp_path):
+        """A finding that holds under some subject options only is labelled with them (from the
+        report's findings section); one without options keeps its bare name."""
+        from conformance import matrix
+
+        cur = _findings_report(tmp_path, "cur", {"torchrl": "0.14.1", "tensordict": "0.14.3"},
+                               [("pool", "holds"), ("no-buffers", "holds")])
+        data = json.loads(Path(cur).read_text())
+        data["findings"][1]["options"] = {"use_buffers": False, "stack": "dense"}
+        Path(cur).write_text(json.dumps(data))
+        table = matrix.findings_table([cur], markdown=True)
+        assert "| `no-buffers` (with use_buffers=False, stack='dense') | holds |" in table
+        assert "| `pool` | holds |" in table
+        assert "no-buffers (with use_buffers=False, stack='dense')" in matrix.findings_table([cur])
+
     def test_upgrade_gates_only_later_reports(self, run_cli, tmp_path):
         """--upgrade: a report before the baseline is shown, not gated; a later one is."""
         v = {"tensordict": "x"}

@@ -165,6 +165,28 @@ class TestFindingsWhen:
             load(path)
 
 
+class TestFindingHits:
+    def test_stateful_hits_stop_at_the_cap(self):
+        """A stateful property's step that hits a declared finding is rejected (known_failure is
+        True) until the call's hits reach its hit_cap: that hit ends the property
+        (FindingsOnly), as for any other property, instead of running sequences without end."""
+        from conformance import record
+        from conformance.findings import Finding
+        from conformance.properties._core import FindingsOnly, known_failure
+
+        finding = Finding("dense", ("PAR-011",), "keys .* are exclusive", "r", component="c.d")
+        call = record.begin("PAR-011", (finding,))
+        call.hit_cap = 2
+        try:
+            assert not known_failure("PAR-011", RuntimeError("another defect"))
+            assert known_failure("PAR-011", RuntimeError("keys to stack are exclusive"))
+            with pytest.raises(FindingsOnly):
+                known_failure("PAR-011", RuntimeError("keys to stack are exclusive"))
+            assert call.hits == {"dense": 2}
+        finally:
+            record.begin("PAR-011")
+
+
 class TestReproducerRendering:
     def test_tensordict_round_trips(self):
         """to_code of a nested TensorDict evaluates back to equal values."""

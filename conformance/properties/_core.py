@@ -96,8 +96,17 @@ def _recorder(call: record.Call, body: Callable[..., Any], helpers: tuple[Any, .
 
 def known_failure(prop_id: str, exc: BaseException) -> bool:
     """Whether ``exc`` matches a finding declared for the running call of ``prop_id`` (counted as
-    a hit): a stateful property rejects such a step sequence and goes on."""
-    return record.current(prop_id).known(exc) is not None
+    a hit): a stateful property rejects such a step sequence and goes on, until hits reach the
+    call's ``hit_cap`` as for any property (:class:`FindingsOnly` then ends it: rejected
+    sequences do not count towards hypothesis's examples, and a subject whose every sequence hit
+    a finding ran hundreds of them, past the profile's limit where each builds worker
+    processes)."""
+    call = record.current(prop_id)
+    if call.known(exc) is None:
+        return False
+    if sum(call.hits.values()) >= call.hit_cap:
+        raise FindingsOnly() from None
+    return True
 
 
 def current_settings(prop_id: str) -> Any:

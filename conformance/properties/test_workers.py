@@ -59,6 +59,16 @@ def expect_no_children_left(before: set[int], what: str, call: str, fix: str) ->
     expect(not left, what, left, [], call, fix)
 
 
+def ended(outcome: str, value: object, secs: float | None = None) -> str:
+    """How a set-up call ended, for a message: its outcome (and time), with the exception when it
+    raised ("raised after 0.0 s: RuntimeError: ..."), so the failure shows its cause (and a
+    finding's signature can recognise it)."""
+    out = outcome if secs is None else f"{outcome} after {secs:.1f} s"
+    if outcome == "raised" and isinstance(value, BaseException):
+        out += f": {describe_exception(value)}"
+    return out
+
+
 # fixed example, first: two layouts, task 0 fails
 @prop("PAR-008", kind="parallel", case=failure_cases("step", max_tasks=2),
       examples=(dict(case=failure_example("step")),))
@@ -71,14 +81,15 @@ def test_worker_step_error_surfaces(subject, case: FailureCase) -> None:
     try:
         makers = [t.maker() for t in case.tasks]
         outcome, value, secs = call_within(60.0, subject.parallel_env, makers)
-        expect(outcome == "ok", "building the env", f"{outcome} after {secs:.1f} s", "ok", call)
+        expect(outcome == "ok", "building the env", ended(outcome, value, secs), "ok", call)
         env = value
         outcome, root, secs = call_within(60.0, env.reset)
-        expect(outcome == "ok", "reset()", f"{outcome} after {secs:.1f} s", "ok", call)
+        expect(outcome == "ok", "reset()", ended(outcome, root, secs), "ok", call)
         for t, row in enumerate(case.actions, 1):
             outcome, value, secs = call_within(30.0, env.step, write_actions(root.clone(), row))
             if t < at:
-                expect(outcome == "ok", f"step {t} (before the failing one)", outcome, "ok", call)
+                expect(outcome == "ok", f"step {t} (before the failing one)", ended(outcome, value),
+                       "ok", call)
                 root = next_root(value)
                 continue
             expect(outcome != "hung", f"step {t}", f"still running after {secs:.1f} s",
@@ -183,17 +194,22 @@ def test_hung_worker_surfaces(subject, case: FailureCase) -> None:
     try:
         outcome, value, _ = call_within(HANG_BOUND, subject.parallel_env,
                                         [t.maker() for t in case.tasks])
+        if at:  # a hung step: what comes before it must work (its error is not the hung call's)
+            expect(outcome == "ok", "building the env", ended(outcome, value), "ok", call)
         if outcome == "ok":
             env = value
             outcome, value, _ = call_within(max(0.1, HANG_BOUND - (time.monotonic() - start)),
                                             env.reset)
+            if at:
+                expect(outcome == "ok", "reset()", ended(outcome, value), "ok", call)
             for t, row in enumerate(case.actions if outcome == "ok" else [], 1):
                 if t == at:
                     start = time.monotonic()
                 outcome, value, _ = call_within(HANG_BOUND, env.step,
                                                 write_actions(value.clone(), row))
                 if t < at:
-                    expect(outcome == "ok", f"step {t} (before the hung one)", outcome, "ok", call)
+                    expect(outcome == "ok", f"step {t} (before the hung one)",
+                           ended(outcome, value), "ok", call)
                     value = next_root(value)
         elapsed = time.monotonic() - start
         expect(outcome != "hung", "the hung task's call", f"no answer after {elapsed:.1f} s",
@@ -224,13 +240,14 @@ def test_interrupt_leaves_no_child(subject, case: FailureCase) -> None:
     try:
         outcome, value, _ = call_within(HANG_BOUND, subject.parallel_env,
                                         [t.maker() for t in case.tasks])
-        expect(outcome == "ok", "building the env", outcome, "ok", call)
+        expect(outcome == "ok", "building the env", ended(outcome, value), "ok", call)
         env = value
         outcome, root, _ = call_within(HANG_BOUND, env.reset)
-        expect(outcome == "ok", "reset()", outcome, "ok", call)
+        expect(outcome == "ok", "reset()", ended(outcome, root), "ok", call)
         for t, row in enumerate(case.actions[:at - 1], 1):
             outcome, value, _ = call_within(HANG_BOUND, env.step, write_actions(root.clone(), row))
-            expect(outcome == "ok", f"step {t} (before the hung one)", outcome, "ok", call)
+            expect(outcome == "ok", f"step {t} (before the hung one)", ended(outcome, value), "ok",
+                   call)
             root = next_root(value)
         outcome, value, secs = interrupted_call(INTERRUPT_AFTER, HANG_BOUND, env.step,
                                                 write_actions(root.clone(), case.actions[at - 1]))
