@@ -31,6 +31,14 @@ GROUP = "agents"  # the group key of multi-agent-style reward / done entries
 SIGNALS = ("root", "both", "group")  # reward/done at the root, at the root and the group, group
 TEXTS = ((), ("text",), ("text", ("info", "note")))  # string (non-tensor) observation entries
 TASK_BATCHES = ((), (2,))  # every task's own batch size (one per task set)
+WIDE_ODDS = 4  # a task set turns each wide dimension on one time in WIDE_ODDS (or when forced)
+
+
+def _sometimes(draw: Any, forced: bool = False) -> bool:
+    """A task set's switch for one wide dimension: on one time in :data:`WIDE_ODDS` (shrinks to
+    off), so most sets still lack it and a subject that cannot handle one dimension keeps being
+    tested on the others (its examples do not all hit that dimension's finding)."""
+    return forced or draw(st.integers(0, WIDE_ODDS - 1)) == WIDE_ODDS - 1
 
 
 @st.composite
@@ -53,7 +61,8 @@ def task_sets(draw: Any, min_tasks: int = 1, max_tasks: int = 6, exclusive: bool
     keys held by one; nested keys, scalars, zero-size dims, all four dtypes, Bounded or
     Unbounded specs; an action of any kind at "action" (and a second kind at a second key for
     some tasks); reward and done at the root, under a group key (with a group batch dim or
-    not) or both; string entries; one task batch size ([] or [2]); distinct seeds.
+    not) or both; string entries; one task batch size ([] or [2]); distinct seeds. Each of the
+    last four is switched on for a set one time in :data:`WIDE_ODDS` (:func:`_sometimes`).
     ``exclusive`` forces at least two tasks and one exclusive key; ``force`` one dimension:
     "actions" (two tasks at least, task 1 acting with a second kind at a second key), "group"
     (task 0's reward and done only under the group key), "text" (string entries in every task).
@@ -67,11 +76,12 @@ def task_sets(draw: Any, min_tasks: int = 1, max_tasks: int = 6, exclusive: bool
     pool_names = [f"extra{j}" for j in range(3)]
     pool = {name: (name, draw(shapes(max_dims=2)), draw(dtypes())) for name in pool_names}
     kind, action_shape = draw(action_layouts())
-    batch = draw(st.sampled_from(TASK_BATCHES))
+    batch = draw(st.sampled_from(TASK_BATCHES)) if _sometimes(draw) else ()
+    grouped, texts = _sometimes(draw, force == "group"), _sometimes(draw, force == "text")
     group_size = draw(st.integers(0, 2))
     bounded = frozenset(draw(st.lists(st.sampled_from([*used, *pool_names]), unique=True,
                                       max_size=2)))
-    second = draw((st.just(None) if force != "actions" else st.nothing()) | action_layouts())
+    second = draw(action_layouts()) if _sometimes(draw, force == "actions") else None
     second_keys = [("ctrl", "action"), "move"] + ([(GROUP, "action")] if not group_size else [])
     second_key = draw(st.sampled_from(second_keys)) if second else None
     tasks = []
@@ -82,7 +92,8 @@ def task_sets(draw: Any, min_tasks: int = 1, max_tasks: int = 6, exclusive: bool
             held = [*held, f"only{i}"]
             pool[f"only{i}"] = (("task0", "own"), draw(shapes(max_dims=1)), draw(dtypes()))
         entries += [pool[h] for h in held if pool[h][0] not in used]
-        signals = "group" if force == "group" and i == 0 else draw(st.sampled_from(SIGNALS))
+        signals = ("group" if force == "group" and i == 0 else
+                   draw(st.sampled_from(SIGNALS)) if grouped else "root")
         own = second and i > 0 and ((force == "actions" and i == 1) or draw(st.booleans()))
         tasks.append(TaskSpec(
             name=f"task{i}",
@@ -95,7 +106,8 @@ def task_sets(draw: Any, min_tasks: int = 1, max_tasks: int = 6, exclusive: bool
             group=GROUP if signals != "root" else "",
             group_size=group_size if signals != "root" else 0,
             root_signals=signals != "group",
-            text_keys=draw(st.sampled_from(TEXTS[1:] if force == "text" else TEXTS)),
+            text_keys=(draw(st.sampled_from(TEXTS[1:] if force == "text" else TEXTS))
+                       if texts else ()),
             batch=batch,
         ))
     return TaskSet(tasks)
