@@ -82,8 +82,8 @@ PROPERTIES: tuple[Property, ...] = (
        "Reading a key that only some elements hold from the whole stack fails like reading a "
        "missing key and never returns partial or mixed data."),
     _p("EXC-006", "lazy_stack",
-       "Densifying a heterogeneous stack either raises or keeps exactly the shared keys, with "
-       "each element's own values."),
+       "Densifying a heterogeneous stack (contiguous(), to_tensordict(), densify()) either "
+       "raises or keeps exactly the shared keys, with each element's own values."),
     _p("EXC-007", "lazy_stack",
        "A key set on one element through stack[i] appears in that element only."),
     _p("EXC-008", "lazy_stack",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 CATEGORIES: tuple[type[Warning], ...] = (FutureWarning, DeprecationWarning,
@@ -28,12 +29,21 @@ _PER_CELL = 20  # distinct warnings kept per cell (the count of the rest is fold
 Tally = dict[tuple[str, str, str], int]  # (category, message, origin) -> count
 
 
+_KIT_ROOT = str(Path(__file__).resolve().parents[1]).replace("\\", "/") + "/"
+
+
 def origin(filename: str, lineno: int) -> str:
-    """``file:line``, the file shortened to its path below site-packages where it lies there."""
+    """``file:line``, the file shortened to its path below site-packages where it lies there,
+    or below the kit's checkout (a warning pointing at the property's own ``key in view``), so
+    that a report names no machine's paths."""
+    filename = filename.replace("\\", "/")
     for marker in ("site-packages/", "dist-packages/"):
         if marker in filename:
             filename = filename.rsplit(marker, 1)[1]
             break
+    else:
+        if filename.startswith(_KIT_ROOT):
+            filename = filename[len(_KIT_ROOT):]
     return f"{filename}:{lineno}"
 
 

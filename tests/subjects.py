@@ -6,8 +6,8 @@ from conformance.subject import Subject
 
 
 def stack_only() -> Subject:
-    """A conformant lazy stack (tensordict's, with its three deviations fixed) and nothing else:
-    every STK property passes and every other property must skip."""
+    """A conformant lazy stack (tensordict's, with the deviations the kit finds fixed) and
+    nothing else: every STK property passes and every other property must skip."""
     from tests.mutants.stacking import ConformantStack
 
     return Subject("stack_only", lazy_stack=ConformantStack.stack)

@@ -2,7 +2,7 @@
 
 Each factory returns a subject whose ``lazy_stack`` breaks exactly one behaviour of a conformant
 lazy stack, mostly by a subclass that overrides one method.  The base, :class:`ConformantStack`,
-is tensordict's ``LazyStackedTensorDict`` with the three tensordict 0.14.3 deviations this area
+is tensordict's ``LazyStackedTensorDict`` with the tensordict deviations this area
 finds fixed (see conformance/findings/tensordict.toml), so that a mutant fails what it breaks and
 not what tensordict gets wrong.  ``KILLS`` lists, per mutant, the properties it fails in the
 derandomized ``ci`` profile.
@@ -63,7 +63,9 @@ class _SharedKeysView(_LazyStackedTensorDictKeysView):
 
     def __contains__(self, item: Any) -> bool:
         key = _key(item)
-        if (len(key) > 1 and not self.include_nested) or self.is_leaf is not _DEFAULT_IS_LEAF:
+        if len(key) > 1 and not self.include_nested:
+            return False  # the top-level view lists no nested key
+        if self.is_leaf is not _DEFAULT_IS_LEAF:
             return super().__contains__(item)
         return key in set(self._shared())
 
@@ -73,9 +75,10 @@ _DEFAULT_IS_LEAF = _LazyStackedTensorDictKeysView(None, False, False).is_leaf
 
 class ConformantStack(LazyStackedTensorDict):
     """tensordict's lazy stack with its deviations fixed: a keys view of exactly the shared keys
-    (iteration no longer raises on a nested tensordict some elements lack, and `in` is right for
-    nested leaves), and an index that selects no element keeps the shared keys (as the dense
-    stack does) instead of returning a stack with no keys."""
+    (iteration no longer raises on a nested tensordict some elements lack, `in` is right for
+    nested leaves, and the top-level view does not find nested keys), an index that selects no
+    element keeps the shared keys (as the dense stack does) instead of returning a stack with no
+    keys, and densify() keeps only the shared keys instead of padding the others."""
 
     @classmethod
     def stack(cls, tds: list[Any], dim: int = 0) -> Any:
@@ -87,6 +90,14 @@ class ConformantStack(LazyStackedTensorDict):
              *, sort: bool = False) -> Any:
         return _SharedKeysView(self, include_nested=include_nested, leaves_only=leaves_only,
                                is_leaf=is_leaf, sort=sort)
+
+    def densify(self, *, layout: torch.layout = torch.strided) -> Any:
+        if not self.tensordicts:
+            return super().densify(layout=layout)
+        shared = _shared_leaves(self.tensordicts)
+        reduced = ConformantStack(*[td.select(*shared) for td in self.tensordicts],
+                                  stack_dim=self.stack_dim)
+        return LazyStackedTensorDict.densify(reduced, layout=layout)
 
     def _maybe_get_list(self, key: Any) -> Any:
         if not all(key in td.keys() for td in self.tensordicts):
@@ -237,6 +248,27 @@ def contains_union() -> Subject:
     return _mutant("contains_union", _ContainsUnion, contains_union.__doc__)
 
 
+class _FlatViewFindsNested(_SharedKeysView):
+    def __contains__(self, item: Any) -> bool:
+        key = _key(item)
+        if len(key) > 1 and not self.include_nested:
+            return key in set(_shared_leaves(self.tensordict.tensordicts))
+        return super().__contains__(item)
+
+
+class _ContainsNestedInFlatView(ConformantStack):
+    def keys(self, include_nested: bool = False, leaves_only: bool = False, is_leaf: Any = None,
+             *, sort: bool = False) -> Any:
+        return _FlatViewFindsNested(self, include_nested=include_nested,
+                                    leaves_only=leaves_only, is_leaf=is_leaf, sort=sort)
+
+
+def contains_nested_in_flat_view() -> Subject:
+    """`in` on keys() (no include_nested) finds a shared nested key that keys() never lists."""
+    return _mutant("contains_nested_in_flat_view", _ContainsNestedInFlatView,
+                   contains_nested_in_flat_view.__doc__)
+
+
 class _ZeroFilled(ConformantStack):
     def _padded(self, key: Any) -> Any:
         holders = [td for td in self.tensordicts if _holds(td, key)]
@@ -295,6 +327,24 @@ class _DensifyMixes(ConformantStack):
 def densify_mixes() -> Subject:
     """contiguous() / to_tensordict() give the elements' values in reverse order."""
     return _mutant("densify_mixes", _DensifyMixes, densify_mixes.__doc__)
+
+
+class _DensifyPads(ConformantStack):
+    def densify(self, *, layout: torch.layout = torch.strided) -> Any:
+        dense = super().densify(layout=layout)
+        shared = set(_shared_leaves(self.tensordicts))
+        union = set.union(*(_leaves(td) for td in self.tensordicts))
+        for key in sorted(union - shared):
+            first = next(td.get(key) for td in self.tensordicts if key in _leaves(td))
+            vals = [td.get(key) if key in _leaves(td) else torch.zeros_like(first)
+                    for td in self.tensordicts]
+            dense.set(key, torch.stack(vals, self.stack_dim))
+        return dense
+
+
+def densify_pads() -> Subject:
+    """densify() keeps the keys some elements lack, padded with zeros for those elements."""
+    return _mutant("densify_pads", _DensifyPads, densify_pads.__doc__)
 
 
 # -- writes and reads --------------------------------------------------------------------------
@@ -430,9 +480,11 @@ KILLS = {
     "strips_exclusive_in_place": ["EXC-002", "EXC-003", "EXC-004"],
     "keys_union": ["EXC-001", "EXC-003", "EXC-008"],
     "contains_union": ["EXC-008"],
+    "contains_nested_in_flat_view": ["EXC-008"],
     "zero_filled": ["EXC-005"],
     "slice_drops_exclusive": ["STK-008", "EXC-003", "EXC-004"],
     "densify_mixes": ["EXC-006"],
+    "densify_pads": ["EXC-006"],
     "writes_to_copy": ["STK-003"],
     "stale_reads": ["STK-004"],
     "new_key_first_slice": ["STK-005"],
