@@ -37,6 +37,20 @@ class _RootDoneOnly(SerialMultiTaskEnv):
         return rows
 
 
+class _DropsGroupEntries(SerialMultiTaskEnv):
+    """Loses the reward and done entries a task keeps under a group key (multi-agent style): only
+    the root ones come back, as a batched env that copies its outputs by the root spec would."""
+
+    def _run(self, calls: dict[int, tuple[str, Any]]) -> dict[int, Any]:
+        out = super()._run(calls)
+        for i, (c, _) in calls.items():
+            if c in ("reset", "step"):
+                nested = [k for k in out[i].keys(True, True) if isinstance(k, tuple)
+                          and k[-1] in ("reward", "done", "terminated", "truncated")]
+                out[i] = out[i].exclude(*nested)
+        return out
+
+
 class _DropsStrings(SerialMultiTaskEnv):
     """Loses the tasks' non-tensor entries (strings, metadata) on their way back from the task
     envs, as a process boundary without a channel for them would."""
@@ -86,6 +100,11 @@ def root_done_only() -> Subject:
     return Subject("root_done_only", serial_env=_RootDoneOnly)
 
 
+def drops_group_entries() -> Subject:
+    """serial_env drops the reward and done entries tasks keep under a group key."""
+    return Subject("drops_group_entries", serial_env=_DropsGroupEntries)
+
+
 def drops_strings() -> Subject:
     """parallel_env loses non-tensor entries across its process boundary."""
     return Subject("drops_strings", parallel_env=_DropsStrings)
@@ -104,6 +123,7 @@ def causeless_errors() -> Subject:
 KILLS = {
     "casts_actions": ["SPEC-010"],
     "root_done_only": ["PAR-015"],
+    "drops_group_entries": ["PAR-015"],
     "drops_strings": ["PAR-016"],
     "flattens_batch": ["SPEC-003"],
     "causeless_errors": ["PAR-008", "PAR-009"],
