@@ -62,7 +62,8 @@ def downstream() -> Subject:
 def _negate_reward(maker):  # type: ignore[no-untyped-def]
     from torchrl.envs import RewardScaling, TransformedEnv
 
-    return TransformedEnv(maker(), RewardScaling(loc=0.0, scale=-1.0))
+    env = maker()  # every reward entry negated: at the root or under a group
+    return TransformedEnv(env, RewardScaling(loc=0.0, scale=-1.0, in_keys=list(env.reward_keys)))
 
 
 def negated_reward() -> Subject:
