@@ -20,6 +20,7 @@ from conformance.properties._envs import (
     next_root,
     scripted_policy,
     shown_exceptions,
+    task_label,
     write_actions,
 )
 from conformance.strategies import (
@@ -338,8 +339,9 @@ def test_reset_elements_in_own_specs(subject, ts: TaskSet) -> None:
                 spec = specs[f"full_{part}_spec"]
                 for key in spec.keys(True, True):
                     why = in_spec(spec[key], read(td[i], key))
-                    expect(why == "", f"reset()[{i}][{key!r}] is not in task {i}'s {part} spec",
-                           why, spec_summary(spec[key]), f"serial_env(makers).reset()[{i}]")
+                    expect(why == "", f"reset()[{i}][{key!r}] is not in task {i}'s {part} spec "
+                           f"({task_label(ts.tasks[i])})", why, spec_summary(spec[key]),
+                           f"serial_env(makers).reset()[{i}]")
     finally:
         close_env(env)
 
@@ -359,7 +361,8 @@ def test_step_elements_in_own_specs(subject, run: RolloutCase) -> None:
                     for key in spec.keys(True, True):
                         why = in_spec(spec[key], read(got[i], ("next", *key_tuple(key))))
                         expect(why == "", f"step {t}: step(td)[{i}]['next'][{key!r}] is not in "
-                               f"task {i}'s {part} spec", why, spec_summary(spec[key]),
+                               f"task {i}'s {part} spec ({task_label(run.tasks[i])})", why,
+                               spec_summary(spec[key]),
                                f"serial_env(makers).step(td)[{i}]['next']")
             td = out.exclude("next")
     finally:
