@@ -251,9 +251,9 @@ def test_rollout_keeps_exclusive_keys(subject, case: RolloutCase) -> None:
     expect(list(rollout.batch_size[:2 + len(batch)]) == [n, *batch, steps], "rollout batch size",
            list(rollout.batch_size), [n, *batch, steps], call)
     for i in range(n):
-        got = stack_leaf_keys(rollout[i])
-        expect(got == leaf_keys(own[i]), f"leaf keys of rollout[{i}]", sorted(got),
-               sorted(leaf_keys(own[i])), call, fix)
+        got, want = stack_leaf_keys(rollout[i]), leaf_keys(own[i])
+        expect(got == want, f"leaf keys of rollout[{i}] (missing {sorted(want - got)}, extra "
+               f"{sorted(got - want)})", sorted(got), sorted(want), call, fix)
         for key in sorted(leaf_keys(own[i]) - shared):
             value, single = rollout[i].get(key), own[i].get(key)
             if is_non_tensor(single):  # (a string: no dtype; its key is checked above)
