@@ -79,7 +79,8 @@ def task_sets(draw: Any, min_tasks: int = 1, max_tasks: int = 6, exclusive: bool
     batch = draw(st.sampled_from(TASK_BATCHES)) if _sometimes(draw) else ()
     grouped, texts = _sometimes(draw, force == "group"), _sometimes(draw, force == "text")
     group_size = draw(st.integers(0, 2))
-    bounded = frozenset(draw(st.lists(st.sampled_from([*used, *pool_names]), unique=True,
+    named = [e[0] for e in shared.entries]  # (a list: a set's order changes between processes)
+    bounded = frozenset(draw(st.lists(st.sampled_from([*named, *pool_names]), unique=True,
                                       max_size=2)))
     second = draw(action_layouts()) if _sometimes(draw, force == "actions") else None
     second_keys = [("ctrl", "action"), "move"] + ([(GROUP, "action")] if not group_size else [])
