@@ -101,9 +101,10 @@ def test_non_tensor_data_crosses_processes(subject, case: RolloutCase) -> None:
     env = subject.parallel_env([t.maker() for t in case.tasks])
     try:
         outs = [snapshot(env.reset())]
+        root = outs[0].clone()
         for row in case.actions:
-            outs.append(snapshot(env.step(write_actions(next_root(outs[-1]) if len(outs) > 1
-                                                        else outs[-1].clone(), row))))
+            outs.append(snapshot(env.step(write_actions(root, row))))
+            root = next_root(outs[-1])
     finally:
         close_env(env)
     for i, task in enumerate(case.tasks):
