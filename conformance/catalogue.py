@@ -157,10 +157,13 @@ PROPERTIES: tuple[Property, ...] = (
        "leaves the global RNG where that loop does."),
     _p("PAR-013", _PAR,
        "A worker whose step or env construction never returns surfaces in the parent as an "
-       "exception naming the task index within 90 s, and leaves no child process."),
+       "exception naming the task index, within 10 s of a 2 s deadline passed through the "
+       "subject's deadline keyword (30 s for a construction; 45 s for a subject naming none), "
+       "and leaves no child process."),
     _p("PAR-014", _PAR,
        "A KeyboardInterrupt (SIGINT) delivered to the parent while it waits on a hung worker is "
-       "propagated or handled within 90 s and leaves no child process that the program's exit "
+       "propagated or handled (before its deadline, or within 45 s for a subject naming no "
+       "deadline keyword) and leaves no child process that the program's exit "
        "would wait on or orphan (only daemonic workers, which the exit terminates)."),
     _p("PAR-015", _ENV,
        "A task whose done entries live only under a group key (multi-agent style, with group "

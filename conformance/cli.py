@@ -53,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
                          help="run properties in N processes (pytest-xdist; 'auto' allowed)")
     p_check.add_argument("--hypothesis-seed", dest="seed", metavar="SEED",
                          help="reproduce a run's examples")
+    p_check.add_argument("--prove", choices=profiles.PROVE, default=None,
+                         help="run the reproducers of the findings examples hit, or of all "
+                              "declared (default: quick hit, ci and thorough all)")
     p_check.add_argument("--skip-doctor", action="store_true",
                          help="do not run the environment checks before the suite")
     p_check.add_argument("pytest_args", nargs="*", metavar="-- PYTEST_ARGS",
@@ -79,7 +82,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="full issue text (title, versions, reproducer, expected vs "
                              "observed), ready to paste; default: one line per finding")
     p_find.add_argument("--verify", action="store_true",
-                        help="run each reproducer (in a subprocess) and say whether it holds")
+                        help="run each reproducer (in a subprocess; verdicts cached per "
+                             "releases) and say whether it holds; exit 1 when an active "
+                             "finding's does not")
 
     p_doc = sub.add_parser("doctor", help="say what works in this environment and what will not")
     p_doc.add_argument("--json", action="store_true", help="as JSON")
@@ -111,6 +116,8 @@ def pytest_args(ns: argparse.Namespace, report_path: str) -> list[str]:
         args += ["-n", str(ns.numprocesses)]
     if ns.seed is not None:
         args += ["--hypothesis-seed", str(ns.seed)]
+    if ns.prove:
+        args += ["--conformance-prove", ns.prove]
     return args + list(ns.pytest_args)
 
 
@@ -224,18 +231,27 @@ def _findings(ns: argparse.Namespace) -> int:
         return 2
     installed = versions()
     shown: set[str] = set()
+    stale: list[str] = []  # active findings whose reproducer did not fail with the signature
     for subj in subjects:
         for f in known:
             if f.name in shown or not f.concerns(subj.name, subj.uses, subj.options):
                 continue
             shown.add(f.name)
             verdict = findings.verify(f) if ns.verify else None
+            if verdict is not None and f.applies() and verdict.status not in ("holds", "none"):
+                stale.append(f"{f.name} ({verdict.status}: {verdict.detail[:200]})")
             if ns.markdown:
                 print(findings.issue_text(f, installed, verdict) + "\n")
             else:
                 holds = "holds on these releases" if f.applies() else f"inactive ({f.when})"
                 said = f"; reproducer {verdict.status}" if verdict else ""
                 print(f"{f.name}  [{f.where}; {', '.join(f.ids)}; {holds}{said}]")
+    if stale:
+        print(f"python -m conformance findings: {len(stale)} finding(s) active on these releases "
+              f"whose reproducer does not fail with their signature: {'; '.join(stale)}. Fixed "
+              f"upstream: remove the finding or bound it with when = \"...\"; failing otherwise: "
+              f"update its signature or reproducer", file=sys.stderr)
+        return 1
     return 0
 
 

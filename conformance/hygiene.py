@@ -14,7 +14,7 @@ function of this module but ``child_pids``.  The module imports only the standar
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 FINALIZER_LIMIT = 20.0  # seconds a garbage collection may spend before a finalizer is interrupted
@@ -233,16 +233,18 @@ def child_pids() -> set[int]:
     return alive - shared - skipped
 
 
-def children_left(before: set[int], grace: float = 5.0) -> list[str]:
+def children_left(before: set[int], grace: float = 5.0,
+                  ignore: Callable[[int], bool] | None = None) -> list[str]:
     """Children started since ``before`` (a :func:`child_pids` result) that are still alive after
-    waiting up to ``grace`` seconds for them to exit, described as "pid: command line"."""
+    waiting up to ``grace`` seconds for them to exit, described as "pid: command line".
+    ``ignore``: PIDs it answers True for are neither waited on nor listed."""
     import time
 
     import psutil
 
     deadline = time.monotonic() + grace
     while True:
-        left = child_pids() - before
+        left = {p for p in child_pids() - before if not (ignore and ignore(p))}
         if not left or time.monotonic() >= deadline:
             break
         time.sleep(0.05)

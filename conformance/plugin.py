@@ -32,6 +32,7 @@ OPT_REPORT = "--report"
 OPT_AREA = "--conformance-area"
 OPT_NO_SHRINK = "--conformance-no-shrink"
 OPT_NO_TABLE = "--conformance-no-table"
+OPT_PROVE = "--conformance-prove"
 OPTIONS = (OPT_SUBJECT, OPT_PROFILE, OPT_DEVIATIONS, OPT_REPORT, OPT_AREA, OPT_NO_SHRINK,
            OPT_NO_TABLE)
 MARKER = "conformance"
@@ -56,6 +57,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(OPT_NO_SHRINK, action="store_true", default=False,
                     help="report the first failing example without shrinking it (mutation runs: "
                          "a kill needs a failure, not a minimal one).")
+    group.addoption(OPT_PROVE, default=None, choices=profiles.PROVE,
+                    help="which declared findings' reproducers run (strictness: one that passes "
+                         "makes its properties xpassed): 'hit' (those an example hit) or 'all'. "
+                         "Default: the profile's (quick: hit; ci, thorough: all).")
     group.addoption(OPT_NO_TABLE, action="store_true", default=False,
                     help="do not print the outcome table (python -m conformance check prints "
                          "it itself).")
@@ -272,9 +277,23 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         rep.user_properties.append(("conformance_reproducer", text))
 
 
+def pytest_report_teststatus(report: pytest.TestReport,
+                             config: pytest.Config) -> tuple[str, str, Any] | None:
+    """A property that passed only because every failure matched a declared finding is a
+    ``deviation`` in pytest's own summary too (``1 deviation``, letter ``d``), as in the kit's."""
+    if report.when == "call" and report.passed \
+            and dict(report.user_properties).get("conformance_hits"):
+        return "deviation", "d", ("DEVIATION", {"yellow": True})
+    return None
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if _CONFIG:  # (on xdist's controller: the reports its workers send)
-        reports.add(_CONFIG["config"].stash[STATE].cells, report)
+        state = _CONFIG["config"].stash[STATE]
+        reports.add(state.cells, report)
+        hits = dict(report.user_properties).get("conformance_hits")
+        if hits and state.verifier is not None:
+            state.verifier.prove(list(hits))
 
 
 _CONFIG: dict[str, pytest.Config] = {}
@@ -304,8 +323,9 @@ def _declare(state: _State) -> None:
     subjects = {name: subj for name, (subj, _) in state.resolve().items()}
     state.declared = declare(state.findings, subjects, props)
     worker = hasattr(state.config, "workerinput")
-    state.verifier = Verifier([] if worker else list({
-        f.name: f for group in state.declared.values() for f in group}.values()))
+    every = list({f.name: f for group in state.declared.values() for f in group}.values())
+    prove = state.config.getoption(OPT_PROVE) or state.profile.prove
+    state.verifier = Verifier([] if worker else every, eager=prove == "all")
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 
 NAMES = ("quick", "ci", "thorough")
+PROVE = ("hit", "all")
 
 
 @dataclass(frozen=True)
@@ -30,18 +31,19 @@ class Profile:
     spawn_limit: float  # s: the same for a property that starts worker processes
     shrink_examples: int = 60  # after a first failure, at most this many more examples ...
     shrink_seconds: float = 5.0  # ... and seconds of shrinking (then the last failure stands)
+    prove: str = "all"  # which declared findings' reproducers run: "all", or only those "hit"
 
 
 # Wall-clock limits (conformance.watchdog): far above what a conforming subject needs on a loaded
 # 2-core CI machine (an in-process property takes seconds; a process-parallel one runs <= 2
-# examples at ci, each allowed 90 s for a hung worker (PAR-013) plus 30 s for close), so a
+# examples at ci, each allowed up to 45 s for a hung worker (PAR-013) plus 30 s for close), so a
 # limit means a hang, not a slow machine.  CONFORMANCE_PROPERTY_LIMIT (seconds) overrides both.
 # Stateful machines drive in-process envs, but a bug that needs a particular sequence (a rollout,
 # then a partial reset) is found by chance: they get more examples than process-parallel ones.
 PROFILES: dict[str, Profile] = {
     "quick": Profile("quick", max_examples=8, parallel_examples=1, stateful_examples=4,
                      stateful_steps=10, derandomize=False, explain=False, limit=120,
-                     spawn_limit=300, shrink_examples=40, shrink_seconds=3.0),
+                     spawn_limit=300, shrink_examples=40, shrink_seconds=3.0, prove="hit"),
     "ci": Profile("ci", max_examples=25, parallel_examples=2, stateful_examples=15,
                   stateful_steps=20, derandomize=True, explain=False, limit=120, spawn_limit=600,
                   shrink_examples=150, shrink_seconds=15.0),

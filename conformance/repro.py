@@ -71,6 +71,8 @@ def _subject_lines(subject: Any, source_name: str) -> str:
     if all(c in snippets for c in caps):
         body = "\n".join(snippets[c] for c in caps)
         ns = ", ".join(f"{c}={c}" for c in caps)
+        if getattr(subject, "deadline_keyword", None):
+            ns += f", deadline_keyword={subject.deadline_keyword!r}"
         return f"{body}\nsubject = SimpleNamespace({ns})"
     from conformance.subject import split_name
 

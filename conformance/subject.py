@@ -62,6 +62,10 @@ from the folder of the module that defines the subject, or its factory); ``snipp
     needing one run the profile's process-parallel example count, like ``parallel_env`` ones.
     ``options`` are the factory's keyword options this subject was built with, its defaults
     included (set by :func:`resolve`; findings with ``options`` concern it only when they agree).
+    ``deadline_keyword`` names the keyword argument of ``parallel_env`` that sets, in seconds, how
+    long its env waits on a worker's answer before raising (the reference's ``timeout``): the
+    hang properties (PAR-013 / PAR-014) build their envs with a short deadline through it and
+    allow that plus a few seconds; a subject that declares none is allowed 45 s.
     """
 
     name: str
@@ -75,6 +79,7 @@ from the folder of the module that defines the subject, or its factory); ``snipp
     snippet: dict[str, str] = field(default_factory=dict)
     spawns: tuple[str, ...] = ()
     options: dict[str, Any] = field(default_factory=dict)
+    deadline_keyword: str | None = None
 
     def has(self, capability: str) -> bool:
         """Whether this subject provides ``capability``."""
@@ -251,6 +256,12 @@ def _coerce_object(name: str, obj: Any, options: dict[str, Any] | None = None) -
     if unknown:
         raise _usage(name, f"its spawns names unknown capabilities {unknown}; expected some of "
                      + ", ".join(CAPABILITIES))
+    keyword = obj.deadline_keyword
+    if keyword is not None and (not isinstance(keyword, str) or not keyword.isidentifier()
+                                or obj.parallel_env is None):
+        raise _usage(name, f"its deadline_keyword {keyword!r} must name a keyword argument of "
+                     "its parallel_env (an identifier, e.g. 'timeout'), and parallel_env must be "
+                     "set")
     if options:
         obj.name = format_name(obj.name, options)
     obj.options = {**defaults, **obj.options, **options}

@@ -33,6 +33,7 @@ def test_builtin_subject_conforms(run_cli, name):
         assert all(pid.startswith("SCN") for pid in skipped), skipped
 
 
+@pytest.mark.slow  # (.ci/run proves them: check --prove all, then findings --verify)
 @pytest.mark.parametrize("name", ["torchrl", "torchrl[use_buffers=False]"])
 def test_torchrl_findings_hold_with_their_reproducers(name):
     """Every shipped finding the torchrl subject inherits (in its default configuration, and

@@ -178,13 +178,45 @@ class TestFindings:
         dev = _findings(tmp_path, {"name": "gone", "subject": "stack_only", "ids": "STK-001",
                                    "signature": "never", "reason": "thought broken",
                                    "reproducer": "print('fine')"})
-        run = run_cli("check", *STACK_ONLY, "--area", "STK", *QUICK, "--deviations", dev,
-                      report=True)
+        run = run_cli("check", *STACK_ONLY, "--area", "STK", *QUICK, "--prove", "all",
+                      "--deviations", dev, report=True)
         assert run.code == 1
         assert run.outcome("stack_only", "STK-001") == "xpassed"
         assert "fixed upstream? Remove the finding, or bound it with when" in \
             run.report["subjects"]["stack_only"]["properties"]["STK-001"]["message"]
         assert run.report["findings"][0]["reproducer"] == "fixed"
+
+    def test_quick_proves_only_the_findings_an_example_hit(self, run_cli, tmp_path):
+        """At quick a declared finding's reproducer runs once an example hits it: a finding no
+        example reached is reported "not run" (ci, thorough and --prove all run every one)."""
+        dev = _findings(tmp_path, {**COPIES_FINDING, "reproducer": "raise SystemExit(1)"},
+                        {"name": "unreached", "subject": "stack_copies", "ids": "STK-002",
+                         "signature": "never matches", "reason": "declared, never hit",
+                         "reproducer": "print('fine')"})
+        run = run_cli("check", *COPIES, "--area", "STK", *QUICK, "--deviations", dev, "--",
+                      "-k", "test_index_returns_originals or test_unbind_returns_originals",
+                      report=True)
+        proven = {f["name"]: f["reproducer"] for f in run.report["findings"]}
+        assert run.outcome("stack_copies", "STK-001") == "deviation", run.out[-2000:]
+        assert proven == {"copies": "differs", "unreached": "not run"}, proven
+
+    def test_findings_verify_exits_1_when_a_reproducer_no_longer_fails(self, run_cli, tmp_path):
+        """`findings --verify` is a CI gate on a findings file: 0 while every active finding's
+        reproducer fails with its signature, 1 naming the one that does not."""
+        held = {**COPIES_FINDING, "reproducer": "raise SystemExit(\"stack[0]: observed 'a "
+                                                "different object'\")"}
+        gone = {"name": "gone", "subject": "stack_copies", "ids": "STK-002",
+                "signature": "never", "reason": "thought broken", "reproducer": "print('fine')"}
+        args = ("findings", *COPIES, "--verify", "--deviations")
+        ok = run_cli(*args, _findings(tmp_path, held))
+        assert ok.code == 0, ok.out[-2000:]
+        assert ("copies  [subject stack_copies; STK-001; holds on these releases; reproducer "
+                "holds]") in ok.out
+        (tmp_path / "again").mkdir()
+        bad = run_cli(*args, _findings(tmp_path / "again", held, gone))
+        assert bad.code == 1, bad.out[-2000:]
+        assert "1 finding(s) active on these releases whose reproducer does not fail with " \
+               "their signature: gone (fixed" in bad.out
 
     def test_finding_for_other_releases_is_inactive(self, run_cli, tmp_path):
         """A finding whose ``when`` excludes the installed releases is not declared at all."""
@@ -227,6 +259,17 @@ class TestPytestEntry:
         props = run.report["subjects"]["stack_only"]["properties"]
         assert sorted(props) == [p.id for p in catalogue.select(["STK"])]
         assert "conformance: subjects ['tests.subjects:stack_only']; profile quick" in run.out
+
+    def test_pytest_summary_says_deviation(self, run_pytest, tmp_path):
+        """Under plain pytest a declared deviation is counted as "deviation", the kit's word,
+        not as passed or xfailed."""
+        run = run_pytest("--pyargs", "conformance", *COPIES, "--conformance-area", "STK",
+                         "--conformance-profile", "quick", "--deviations",
+                         _findings(tmp_path, COPIES_FINDING), "-k", "test_index_returns_originals")
+        assert run.code == 0, run.out[-3000:]
+        summary = run.out.strip().splitlines()[-1]
+        assert "1 deviation" in summary and "xfail" not in summary and "passed" not in summary, \
+            summary
 
     def test_header_names_versions_profile_and_seed(self, run_pytest):
         """The pytest header prints subjects, library versions, the profile and the seed."""

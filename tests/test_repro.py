@@ -227,9 +227,9 @@ def _last_exception(text: str) -> str:
 @pytest.mark.parametrize("area", [  # process-spawning and dm_control areas: the slow tier
     pytest.param(a, marks=pytest.mark.slow) if a in ("PAR", "SCN") else a for a in END_TO_END])
 def test_failing_mutant_reproducers_fail_the_same_way(area, tmp_path):
-    """Run an area's mutants (``check --profile ci --area A``), then every reproducer the
-    report holds for a failed property, alone in a fresh interpreter: each exits non-zero with
-    the exception the property failed with (AssertionError, or the subject's own, as EXC-003's
+    """Run an area's mutants (``check --profile quick --area A``, one seed), then every
+    reproducer the report holds for a failed property, alone in a fresh interpreter: each exits
+    non-zero with the exception the property failed with (AssertionError, or the subject's own, as EXC-003's
     KeyError) -- never a NameError or ImportError of a helper or import it lacks."""
     mutants = END_TO_END[area]
     tests = property_tests()
@@ -240,8 +240,8 @@ def test_failing_mutant_reproducers_fail_the_same_way(area, tmp_path):
            "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
     env = {k: v for k, v in env.items() if not k.startswith("PYTEST_") and k != "CI"}
     report = tmp_path / "report.json"
-    cmd = [sys.executable, "-m", "conformance", "check", "--profile", "ci", "--area", area,
-           "--report", str(report), "--skip-doctor"]
+    cmd = [sys.executable, "-m", "conformance", "check", "--profile", "quick", "--area", area,
+           "--hypothesis-seed", "1", "--report", str(report), "--skip-doctor"]
     for target in mutants:
         cmd += ["--subject", f"tests.mutants.{target}"]
     run = subprocess.run([*cmd, "--", "-k", only], cwd=ROOT, env=env, capture_output=True,

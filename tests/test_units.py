@@ -137,6 +137,37 @@ class TestSubjectResolution:
         with pytest.raises(SubjectError, match="provides none of the capabilities"):
             _coerce("empty", Subject("empty"))
 
+    def test_deadline_keyword_must_name_a_parallel_env_keyword(self):
+        """A deadline keyword that is not an identifier, or one without a parallel_env, is a
+        usage error naming it and the fix."""
+        from conformance.subject import _coerce
+
+        for bad in (Subject("s", parallel_env=list, deadline_keyword="time out"),
+                    Subject("s", serial_env=list, deadline_keyword="timeout")):
+            with pytest.raises(SubjectError, match=r"deadline_keyword .* must name a keyword"):
+                _coerce("s", bad)
+
+    def test_hang_properties_bound_by_the_declared_deadline(self):
+        """PAR-013 / PAR-014 pass their deadline through the subject's deadline keyword and
+        allow that plus a grace (start-up too for a hung construction); without one, 90 s."""
+        from conformance.properties.test_workers import (
+            HANG_BOUND,
+            HANG_DEADLINE,
+            HANG_GRACE,
+            START_ALLOWANCE,
+            hang_bound,
+            with_deadline,
+        )
+
+        assert with_deadline(Subject("s", parallel_env=list), HANG_DEADLINE) == ({}, "")
+        assert hang_bound({}, construction=False) == hang_bound({}, construction=True) == HANG_BOUND
+        kwargs, shown = with_deadline(Subject("s", parallel_env=list, deadline_keyword="timeout"),
+                                      HANG_DEADLINE)
+        assert kwargs == {"timeout": HANG_DEADLINE} and shown == ", timeout=2"
+        assert hang_bound(kwargs, construction=False) == HANG_DEADLINE + HANG_GRACE < HANG_BOUND
+        assert hang_bound(kwargs, construction=True) == (HANG_DEADLINE + HANG_GRACE
+                                                         + START_ALLOWANCE)
+
 
 class TestFindingsWhen:
     def test_when_selects_the_releases_a_finding_holds_on(self, tmp_path):

@@ -365,28 +365,44 @@ def verify(finding: Finding, seconds: float = VERIFY_SECONDS, cache: bool = True
 
 class Verifier:
     """Proves a run's findings in a background thread, one reproducer at a time, while the
-    properties run; :meth:`results` waits for it."""
+    properties run: every finding given (``eager``), or each as :meth:`prove` names it (the
+    findings an example hit); :meth:`results` waits for those queued."""
 
-    def __init__(self, findings: list[Finding]) -> None:
+    def __init__(self, findings: list[Finding], eager: bool = True) -> None:
+        import queue
         import threading
 
-        self.findings = findings
+        self.findings = {f.name: f for f in findings}
         self.verdicts: dict[str, Verdict] = {}
+        self._queued: set[str] = set()
+        self._queue: queue.Queue[Finding | None] = queue.Queue()
         self.thread = threading.Thread(target=self._run, name="conformance-verifier",
                                        daemon=True)
-        if findings:
+        if self.findings:
             self.thread.start()
+            if eager:
+                self.prove(list(self.findings))
+
+    def prove(self, names: list[str]) -> None:
+        """Queue the reproducers of these findings (names the run did not declare, or queued
+        already, are ignored)."""
+        for name in names:
+            if name in self.findings and name not in self._queued:
+                self._queued.add(name)
+                self._queue.put(self.findings[name])
 
     def _run(self) -> None:
-        for finding in self.findings:
+        while (finding := self._queue.get()) is not None:
             try:
                 self.verdicts[finding.name] = verify(finding)
             except Exception as exc:  # never let proving a finding break the run
                 self.verdicts[finding.name] = Verdict("error", f"{type(exc).__name__}: {exc}")
 
     def results(self) -> dict[str, Verdict]:
-        """The verdicts, once every reproducer has run (each is bounded by VERIFY_SECONDS)."""
+        """The verdicts, once every queued reproducer has run (each is bounded by
+        VERIFY_SECONDS); a finding never queued has none ("not run")."""
         if self.thread.is_alive():
+            self._queue.put(None)
             self.thread.join()
         return dict(self.verdicts)
 

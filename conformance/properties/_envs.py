@@ -240,7 +240,8 @@ def exit_blockers(before: set[int], grace: float = 5.0) -> list[str]:
     process (orphaned).  Daemonic workers, which the exit terminates, are not counted."""
     import multiprocessing
 
-    left = children_left(before, grace)
+    daemonic = {p.pid for p in multiprocessing.active_children() if p.daemon}
+    left = children_left(before, grace, ignore=daemonic.__contains__)
     kids = {p.pid: p.daemon for p in multiprocessing.active_children()}
-    return [d + (" (a non-daemonic worker: the exit joins it)" if pid in kids else "")
-            for d in left if not kids.get(pid := int(d.split(":")[0]), False)]
+    return [d + (" (a non-daemonic worker: the exit joins it)" if int(d.split(":")[0]) in kids
+                 else "") for d in left]

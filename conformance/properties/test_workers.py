@@ -10,17 +10,23 @@ the exception, or one Python shows with it, has an int ``task_index`` / ``worker
 hang runs under :func:`_envs.call_within`, so a hanging subject fails the property after 30 s
 instead of hanging the run.  PAR-008 times the failing step() call; PAR-009 times construction
 plus the first reset() (a lazily started env builds its workers there), worker start-up
-included.  PAR-013 / PAR-014 allow :data:`HANG_BOUND` = 90 s: the reference's own worker
-deadline is 30 s plus a 5 s shutdown grace (35 s), and for a hung construction the workers'
-start-up (importing torch) comes first: 56 s in all measured on a 2-core machine at load 15; a
-subject that waits forever (torchrl's ParallelEnv waits on its pipes for 10,000 s) fails after
-90 s.
+included.  PAR-013 / PAR-014 build their env with a short deadline where the subject names the
+keyword that sets one (``Subject.deadline_keyword``; the reference's ``timeout``):
+:data:`HANG_DEADLINE` = 2 s, and allow :func:`hang_bound` = that plus :data:`HANG_GRACE` (8 s:
+the subject stops its workers and raises) for a hung step, plus :data:`START_ALLOWANCE` (20 s: the
+other workers' start-up, importing torch, comes first) for a hung construction.  A subject that
+names no such keyword is allowed :data:`HANG_BOUND` = 45 s: room for a default deadline of 30 s
+(the reference's) plus its 5 s shutdown grace; a subject whose own deadline is longer names its
+keyword (a hung construction took 56 s in all at load 15 on a 2-core machine with the reference's
+default). One that waits forever fails after that.
 "No child process" is checked after the failure and before close() (a failed env
 must stop its workers itself), allowing 5 s for exiting children; multiprocessing's resource
 tracker and forkserver are not the env's children (:func:`_envs.child_pids`).
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 from conformance.assertions import expect
 from conformance.properties._core import prop
@@ -48,8 +54,31 @@ from conformance.strategies import (
     rollout_example,
 )
 
-HANG_BOUND = 90.0  # s: see the module docstring
+HANG_BOUND = 45.0  # s: a subject that names no deadline keyword (see the module docstring)
+HANG_DEADLINE = 2.0  # s: the deadline PAR-013 passes through the subject's deadline keyword
+HANG_GRACE = 8.0  # s past that deadline for the subject to stop its workers and raise
+START_ALLOWANCE = 20.0  # s more when the construction hangs: the other workers start first
 INTERRUPT_AFTER = 2.0  # s into the hung step when PAR-014 sends SIGINT
+INTERRUPT_DEADLINE = 3 * INTERRUPT_AFTER  # s: PAR-014's deadline, well after its interrupt
+HANG_CLOSE = 10.0  # s: the clean-up close() after a hang (the kit then stops what is left)
+
+
+def with_deadline(subject, deadline: float) -> tuple[dict[str, float], str]:
+    """The ``parallel_env`` keyword arguments that set ``deadline`` on ``subject``'s env (none
+    when it names no deadline keyword) and how a call description shows them."""
+    keyword = getattr(subject, "deadline_keyword", None)
+    if not keyword:
+        return {}, ""
+    return {keyword: deadline}, f", {keyword}={deadline:g}"
+
+
+def hang_bound(kwargs: dict[str, float], construction: bool) -> float:
+    """Seconds a hung call may take before PAR-013 / PAR-014 call it hung: the deadline passed
+    (``kwargs``) plus :data:`HANG_GRACE` (and :data:`START_ALLOWANCE` for a hung construction),
+    or :data:`HANG_BOUND` when the subject names no deadline keyword."""
+    if not kwargs:
+        return HANG_BOUND
+    return max(kwargs.values()) + HANG_GRACE + (START_ALLOWANCE if construction else 0.0)
 
 
 def expect_no_children_left(before: set[int], what: str, call: str, fix: str) -> None:
@@ -185,27 +214,33 @@ def test_hung_worker_surfaces(subject, case: FailureCase) -> None:
 
     k = case.index
     at = case.tasks[k].hang_at_step[0]
-    call = (f"parallel_env(makers): reset(), then step() x{at}; task {k}'s step {at} never returns"
-            if at else f"parallel_env(makers), then reset(); task {k}'s env construction never "
-            "returns")
+    kwargs, shown = with_deadline(subject, HANG_DEADLINE)
+    bound = hang_bound(kwargs, construction=not at)
+    call = (f"parallel_env(makers{shown}): reset(), then step() x{at}; task {k}'s step {at} never "
+            "returns" if at else f"parallel_env(makers{shown}), then reset(); task {k}'s env "
+            "construction never returns")
+    fix = (f"honour the deadline passed as {next(iter(kwargs))}=: raise once a worker misses it"
+           if kwargs else "wait on workers with a deadline (the reference: 30 s) and check they "
+           "are alive; name the keyword that sets it (Subject.deadline_keyword) so this property "
+           f"can pass a short one instead of allowing {HANG_BOUND:g} s")
     before = child_pids()
     env = None
     start = time.monotonic()  # the bound runs from construction, or from the hung step
     try:
-        outcome, value, _ = call_within(HANG_BOUND, subject.parallel_env,
+        outcome, value, _ = call_within(bound, partial(subject.parallel_env, **kwargs),
                                         [t.maker() for t in case.tasks])
         if at:  # a hung step: what comes before it must work (its error is not the hung call's)
             expect(outcome == "ok", "building the env", ended(outcome, value), "ok", call)
         if outcome == "ok":
             env = value
-            outcome, value, _ = call_within(max(0.1, HANG_BOUND - (time.monotonic() - start)),
+            outcome, value, _ = call_within(max(0.1, bound - (time.monotonic() - start)),
                                             env.reset)
             if at:
                 expect(outcome == "ok", "reset()", ended(outcome, value), "ok", call)
             for t, row in enumerate(case.actions if outcome == "ok" else [], 1):
                 if t == at:
                     start = time.monotonic()
-                outcome, value, _ = call_within(HANG_BOUND, env.step,
+                outcome, value, _ = call_within(bound, env.step,
                                                 write_actions(value.clone(), row))
                 if t < at:
                     expect(outcome == "ok", f"step {t} (before the hung one)",
@@ -213,8 +248,7 @@ def test_hung_worker_surfaces(subject, case: FailureCase) -> None:
                     value = next_root(value)
         elapsed = time.monotonic() - start
         expect(outcome != "hung", "the hung task's call", f"no answer after {elapsed:.1f} s",
-               f"an exception within {HANG_BOUND:g} s", call,
-               "wait on workers with a deadline (the reference: 30 s) and check they are alive")
+               f"an exception within {bound:g} s", call, fix)
         expect(outcome == "raised", "the hung task's call", "returned normally", "an exception",
                call, "raise when a worker misses its deadline; never return stale data")
         expect(names_task_index(value, k), "the exception", describe_exception(value),
@@ -224,7 +258,7 @@ def test_hung_worker_surfaces(subject, case: FailureCase) -> None:
                                 "stop (terminate, then kill) a worker that missed its deadline, "
                                 "and the others")
     finally:
-        close_quietly(env)
+        close_quietly(env, HANG_CLOSE)
 
 
 # fixed example, first: two layouts, task 0's first step never returns
@@ -233,30 +267,32 @@ def test_hung_worker_surfaces(subject, case: FailureCase) -> None:
 def test_interrupt_leaves_no_child(subject, case: FailureCase) -> None:
     k = case.index
     at = case.tasks[k].hang_at_step[0]
-    call = (f"parallel_env(makers): reset(), then step() x{at}; task {k}'s step {at} never "
+    kwargs, shown = with_deadline(subject, INTERRUPT_DEADLINE)
+    bound = hang_bound(kwargs, construction=False)
+    call = (f"parallel_env(makers{shown}): reset(), then step() x{at}; task {k}'s step {at} never "
             f"returns; SIGINT to the parent {INTERRUPT_AFTER:g} s into it; no close()")
     before = child_pids()
     env = None
     try:
-        outcome, value, _ = call_within(HANG_BOUND, subject.parallel_env,
+        outcome, value, _ = call_within(bound, partial(subject.parallel_env, **kwargs),
                                         [t.maker() for t in case.tasks])
         expect(outcome == "ok", "building the env", ended(outcome, value), "ok", call)
         env = value
-        outcome, root, _ = call_within(HANG_BOUND, env.reset)
+        outcome, root, _ = call_within(bound, env.reset)
         expect(outcome == "ok", "reset()", ended(outcome, root), "ok", call)
         for t, row in enumerate(case.actions[:at - 1], 1):
-            outcome, value, _ = call_within(HANG_BOUND, env.step, write_actions(root.clone(), row))
+            outcome, value, _ = call_within(bound, env.step, write_actions(root.clone(), row))
             expect(outcome == "ok", f"step {t} (before the hung one)", ended(outcome, value), "ok",
                    call)
             root = next_root(value)
-        outcome, value, secs = interrupted_call(INTERRUPT_AFTER, HANG_BOUND, env.step,
+        outcome, value, secs = interrupted_call(INTERRUPT_AFTER, bound, env.step,
                                                 write_actions(root.clone(), case.actions[at - 1]))
         expect(outcome != "hung", f"step {at}, interrupted", f"still running {secs:.1f} s after "
                "it started", f"KeyboardInterrupt propagated, or an answer, within "
-               f"{HANG_BOUND:g} s", call, "let KeyboardInterrupt out of the wait on workers")
+               f"{bound:g} s", call, "let KeyboardInterrupt out of the wait on workers")
         left = exit_blockers(before)
         expect(not left, "child processes a program ending after the interrupt would wait on "
                "or orphan", left, [], call, "make workers daemonic, or stop them (terminate, "
                "then kill) when KeyboardInterrupt reaches the wait on them")
     finally:
-        close_quietly(env)
+        close_quietly(env, HANG_CLOSE)

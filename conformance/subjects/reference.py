@@ -25,6 +25,7 @@ def subject() -> Subject:
         description="the kit's oracle: reference.SerialMultiTaskEnv / ParallelMultiTaskEnv, "
         "reference.PartialTolerantSequential, tensordict's lazy stack",
         uses=("tensordict.lazy_stack",),  # its findings are the reference's too
+        deadline_keyword="timeout",
         snippet={
             "lazy_stack": "from tensordict import LazyStackedTensorDict\n"
             "lazy_stack = LazyStackedTensorDict.lazy_stack",

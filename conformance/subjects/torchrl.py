@@ -39,12 +39,33 @@ def _serial_env(makers: Sequence[Callable[[], Any]], **kwargs: Any) -> Any:
     return SerialEnv(len(makers), list(makers), **kwargs)
 
 
-def _parallel_env(makers: Sequence[Callable[[], Any]], **kwargs: Any) -> Any:
+def _parallel_env(makers: Sequence[Callable[[], Any]], deadline: float | None = None,
+                  **kwargs: Any) -> Any:
+    """``ParallelEnv`` over ``makers``; ``deadline`` (the subject's deadline keyword): seconds it
+    waits on a worker's answer (and, where the release takes ``shutdown_timeout``, on a worker
+    to stop) before raising.  torchrl's own is ``BATCHED_PIPE_TIMEOUT`` (an environment variable
+    read at import, 10,000 s by default), copied onto the env when its workers start: they are
+    started here, then it is set on this env alone (the variable would also make idle workers
+    exit, and applies to every env)."""
     from torchrl.envs import ParallelEnv
 
     # Explicit spawn: torchrl picks spawn only when nothing fixed multiprocessing's default before
     # it was imported; otherwise ParallelEnv silently forks.
-    return ParallelEnv(len(makers), list(makers), **{"mp_start_method": "spawn", **kwargs})
+    kwargs = {"mp_start_method": "spawn", **kwargs, **_shutdown_kwargs(deadline)}
+    env = ParallelEnv(len(makers), list(makers), **kwargs)
+    if deadline is not None:
+        env.start()
+        env.BATCHED_PIPE_TIMEOUT = float(deadline)
+    return env
+
+
+def _shutdown_kwargs(deadline: Any) -> dict[str, Any]:
+    import inspect
+
+    from torchrl.envs import ParallelEnv
+
+    takes = "shutdown_timeout" in inspect.signature(ParallelEnv.__init__).parameters
+    return {"shutdown_timeout": deadline} if deadline is not None and takes else {}
 
 
 START_METHODS = ("spawn", "fork", "forkserver")
@@ -184,6 +205,7 @@ def subject(*, use_buffers: bool | None = None, mp_start_method: str = "spawn",
         sequential=_sequential,
         serial_env=partial(_serial_env, **ser) if ser else _serial_env,
         parallel_env=partial(_parallel_env, **par),
+        deadline_keyword="deadline",
         description=f"torchrl {_call('SerialEnv', 'n, makers', ser)} / "
         f"{_call('ParallelEnv', 'n, makers', par)}, tensordict lazy_stack, "
         "TensorDictSequential(partial_tolerant=...)",
@@ -198,7 +220,13 @@ def subject(*, use_buffers: bool | None = None, mp_start_method: str = "spawn",
             "def serial_env(makers):\n"
             f"    return {_call('SerialEnv', 'len(makers), list(makers)', ser)}",
             "parallel_env": "from torchrl.envs import ParallelEnv\n"
-            "def parallel_env(makers):\n"
-            f"    return {_call('ParallelEnv', 'len(makers), list(makers)', par)}",
+            "def parallel_env(makers, deadline=None):\n"
+            f"    env = {_call('ParallelEnv', 'len(makers), list(makers)', par)[:-1]}"
+            f"{', shutdown_timeout=deadline' if _shutdown_kwargs(1.0) else ''})\n"
+            "    if deadline is not None:  # torchrl copies BATCHED_PIPE_TIMEOUT onto the env "
+            "when its workers start\n"
+            "        env.start()\n"
+            "        env.BATCHED_PIPE_TIMEOUT = float(deadline)\n"
+            "    return env",
         },
     )

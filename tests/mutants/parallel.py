@@ -182,9 +182,9 @@ class _NoResetRandom(SerialMultiTaskEnv):
 
 
 class _WaitsForever(ParallelMultiTaskEnv):
-    """Waits on its workers with no deadline: a worker that stops answering blocks it forever."""
+    """Takes a deadline and ignores it: a worker that stops answering blocks it forever."""
 
-    def __init__(self, makers: Any) -> None:
+    def __init__(self, makers: Any, timeout: float = 30.0) -> None:
         super().__init__(makers, timeout=1e9)
 
 
@@ -261,8 +261,8 @@ def no_reset_random() -> Subject:
 
 
 def waits_forever() -> Subject:
-    """parallel_env waits on a hung worker forever (no deadline)."""
-    return Subject("waits_forever", parallel_env=_WaitsForever)
+    """parallel_env waits on a hung worker forever (it ignores the deadline it is passed)."""
+    return Subject("waits_forever", parallel_env=_WaitsForever, deadline_keyword="timeout")
 
 
 def non_daemon_workers() -> Subject:
