@@ -66,3 +66,29 @@ def test_env_rows_for_the_reference(monkeypatch) -> None:
         assert r["frames_per_s"] > 0
         assert r["vs_parallelenv"] is None and r["vs_raw"] is None
     assert "reference parallel (per step)" in envs.format_rows(rows)
+
+
+def test_verdicts_time_a_failing_mutant_against_the_passing_reference(monkeypatch) -> None:
+    """benchmarks.verdicts runs the reference around the mutants and reports each mutant's wall
+    time over the references' median, whether its KILLS failed, and the median and worst."""
+    from benchmarks import verdicts
+
+    runs = iter([10.0, 30.0, 5.0, 14.0])  # reference, two mutants, reference again
+    failed = {"tests.mutants.m:a": ["STK-001"], "tests.mutants.m:b": []}
+
+    def fake_check(subject: str, seed: int = 0) -> dict:
+        return {"subject": subject, "seconds": next(runs), "exit": 0 if subject == "reference"
+                else 1, "failed": failed.get(subject, []), "load": 0.5}
+
+    monkeypatch.setattr(verdicts, "timed_check", fake_check)
+    monkeypatch.setattr("tests.kill_matrix.discover", lambda: {
+        "tests.mutants.m:a": ["STK-001"], "tests.mutants.m:b": ["STK-002"],
+        "tests.mutants.x:c": []})
+    result = verdicts.run(only="mutants.m:")
+    assert result["reference_median"] == 12.0
+    assert [round(r["ratio"], 2) for r in result["mutants"]] == [2.5, 0.42]
+    text = verdicts.format_result(result)
+    assert "| m:a " in text and "| yes " in text and "no: ['STK-002']" in text
+    assert "median 1.46x, worst 2.50x (m:a), 1 of 2 within 2x" in text
+    assert verdicts.command("reference", "r.json", 3)[-4:] == ["--hypothesis-seed", "3",
+                                                               "--report", "r.json"]

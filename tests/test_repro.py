@@ -229,8 +229,8 @@ def _last_exception(text: str) -> str:
 def test_failing_mutant_reproducers_fail_the_same_way(area, tmp_path):
     """Run an area's mutants (``check --profile quick --area A``, one seed), then every
     reproducer the report holds for a failed property, alone in a fresh interpreter: each exits
-    non-zero with the exception the property failed with (AssertionError, or the subject's own, as EXC-003's
-    KeyError) -- never a NameError or ImportError of a helper or import it lacks."""
+    non-zero with the exception the property failed with (AssertionError, or the subject's own,
+    as EXC-003's KeyError) -- never a NameError or ImportError of a helper or import it lacks."""
     mutants = END_TO_END[area]
     tests = property_tests()
     only = " or ".join(sorted({tests[pid].__name__ for ids in mutants.values() for pid in ids}))
