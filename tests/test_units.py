@@ -4,6 +4,7 @@ reproducer rendering, profiles, and when the plugin acts."""
 from __future__ import annotations
 
 import importlib
+import json
 import pkgutil
 import re
 from pathlib import Path
@@ -357,3 +358,22 @@ class TestPluginImports:
         root = Path(__file__).resolve().parents[1] / "conformance"
         private = "_hypothesis_internal_use" + "_settings"
         assert [p for p in root.rglob("*.py") if private in p.read_text()] == []
+
+
+def test_verdict_cache_keeps_what_other_runs_stored(tmp_path):
+    """Two runs proving findings side by side (the version matrix's columns in .ci/run) each add
+    their verdicts to the one cache file: neither overwrites the other's, and the file is whole
+    (replaced, never rewritten in place)."""
+    from conformance.findings import _store_verdict
+
+    path = tmp_path / "cache" / "verdicts.json"
+    _store_verdict(path, "a", {"status": "holds"})
+    path.write_text(path.read_text())  # (another run read it here, before "b" was stored...)
+    _store_verdict(path, "b", {"status": "fixed"})
+    _store_verdict(path, "a", {"status": "holds", "seconds": 1.0})
+    assert json.loads(path.read_text()) == {"a": {"status": "holds", "seconds": 1.0},
+                                            "b": {"status": "fixed"}}
+    assert [p.name for p in path.parent.iterdir()] == ["verdicts.json"]
+    path.write_text("{half")  # a file some crash left half-written
+    _store_verdict(path, "c", {"status": "holds"})
+    assert json.loads(path.read_text()) == {"c": {"status": "holds"}}

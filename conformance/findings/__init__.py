@@ -353,14 +353,28 @@ def verify(finding: Finding, seconds: float = VERIFY_SECONDS, cache: bool = True
         verdict = Verdict("differs", f"the reproducer failed without the signature "
                                      f"{finding.signature!r}: {output.strip()[-400:]}", took, tail)
     if cache and verdict.status in ("holds", "fixed"):
-        store[key] = {"status": verdict.status, "detail": verdict.detail, "seconds": took,
-                      "output": tail}
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(store, indent=1), encoding="utf-8")
-        except OSError:
-            pass
+        _store_verdict(path, key, {"status": verdict.status, "detail": verdict.detail,
+                                   "seconds": took, "output": tail})
     return verdict
+
+
+def _store_verdict(path: Path, key: str, entry: dict[str, Any]) -> None:
+    """Add one verdict to the cache file: read it again just before writing (other runs, e.g.
+    two columns checked side by side, add theirs meanwhile) and replace it whole, so a reader
+    never sees a half-written file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            store = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            store = {}
+        store = {**(store if isinstance(store, dict) else {}), key: entry}
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".verdicts-", suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(store, f, indent=1)
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 class Verifier:
