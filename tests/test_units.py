@@ -377,3 +377,39 @@ def test_verdict_cache_keeps_what_other_runs_stored(tmp_path):
     path.write_text("{half")  # a file some crash left half-written
     _store_verdict(path, "c", {"status": "holds"})
     assert json.loads(path.read_text()) == {"c": {"status": "holds"}}
+
+
+def test_reproducer_leaving_a_hung_child_is_judged_when_it_exits(tmp_path):
+    """A reproducer that exits while a child it started still runs (a hung worker holding its
+    output open) is judged when it exits, not when the child ends; the child is killed."""
+    import time
+
+    import psutil
+
+    from conformance.findings import Finding, verify
+
+    pid_file = tmp_path / "child.pid"
+    reproducer = (
+        "import subprocess, sys\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+        f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+        "raise SystemExit('the defect: observed 1, expected 2')\n")
+    finding = Finding(name="leaves-child", ids=("STK-001",), signature="observed 1, expected 2",
+                      reason="a reproducer whose child outlives it", subject="s",
+                      reproducer=reproducer)
+    start = time.monotonic()
+    verdict = verify(finding, seconds=60.0, cache=False)
+    assert verdict.status == "holds", verdict
+    assert time.monotonic() - start < 30.0
+    child = int(pid_file.read_text())
+
+    def gone() -> bool:
+        try:
+            return psutil.Process(child).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    deadline = time.monotonic() + 5.0  # (a killed process takes a moment to go)
+    while not gone() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gone(), f"the reproducer's child {child} still runs"

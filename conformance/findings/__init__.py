@@ -335,17 +335,11 @@ def verify(finding: Finding, seconds: float = VERIFY_SECONDS, cache: bool = True
     with tempfile.TemporaryDirectory(prefix="conformance-finding-") as tmp:
         script = Path(tmp) / "reproducer.py"
         script.write_text(finding.reproducer, encoding="utf-8")
-        start = time.monotonic()
-        try:
-            proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                                  timeout=seconds, cwd=tmp, stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            return Verdict("hung", f"the reproducer ran past {seconds:g} s",
-                           time.monotonic() - start)
-        took = time.monotonic() - start
-    output = proc.stdout + proc.stderr
+        returncode, output, took = _run_alone(script, seconds)
+    if returncode is None:
+        return Verdict("hung", f"the reproducer ran past {seconds:g} s", took, output[-2000:])
     tail = output.strip()[-2000:]
-    if proc.returncode == 0:
+    if returncode == 0:
         verdict = Verdict("fixed", "the reproducer ran to the end without failing", took, tail)
     elif re.search(finding.signature, _raised(output)):
         verdict = Verdict("holds", "", took, tail)
@@ -356,6 +350,36 @@ def verify(finding: Finding, seconds: float = VERIFY_SECONDS, cache: bool = True
         _store_verdict(path, key, {"status": verdict.status, "detail": verdict.detail,
                                    "seconds": took, "output": tail})
     return verdict
+
+
+def _run_alone(script: Path, seconds: float) -> tuple[int | None, str, float]:
+    """Run ``script`` in a fresh interpreter, in a session of its own, for at most ``seconds``:
+    (its exit code, or None when it ran past them; its output; seconds).  Its output goes to a
+    file, not a pipe, so a worker it left behind (a hung one, say) cannot keep the wait open;
+    once it ends, whatever it started and left is killed with its session (POSIX)."""
+    import signal
+
+    out_path = script.with_name("output.txt")
+    start = time.monotonic()
+    with open(out_path, "w", encoding="utf-8") as out:
+        proc = subprocess.Popen([sys.executable, str(script)], stdout=out,
+                                stderr=subprocess.STDOUT, cwd=script.parent,
+                                stdin=subprocess.DEVNULL, start_new_session=hasattr(os, "killpg"))
+        try:
+            returncode: int | None = proc.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            returncode = None
+        finally:
+            if hasattr(os, "killpg"):
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            else:  # (no sessions: the reproducer alone)
+                proc.kill()
+            proc.wait()
+    took = time.monotonic() - start
+    return returncode, out_path.read_text(encoding="utf-8", errors="replace"), took
 
 
 def _store_verdict(path: Path, key: str, entry: dict[str, Any]) -> None:
