@@ -193,7 +193,15 @@ def stop_leftover_workers(grace: float = 2.0) -> list[str]:
     Returns them, described."""
     import multiprocessing
 
-    left = [p for p in multiprocessing.active_children() if p.is_alive()]
+    import psutil
+
+    def running(pid: int | None) -> bool:  # (one the kit killed and reaped stays "alive" to
+        try:                                # multiprocessing, which can no longer wait on it)
+            return pid is not None and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    left = [p for p in multiprocessing.active_children() if p.is_alive() and running(p.pid)]
     stop_processes(left, grace)
     return [f"{proc.name} (pid {proc.pid})" for proc in left]
 

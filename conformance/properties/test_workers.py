@@ -29,6 +29,7 @@ from __future__ import annotations
 from functools import partial
 
 from conformance.assertions import expect
+from conformance.hygiene import stop_pids
 from conformance.properties._core import prop
 from conformance.properties._envs import (
     call_within,
@@ -60,7 +61,7 @@ HANG_GRACE = 8.0  # s past that deadline for the subject to stop its workers and
 START_ALLOWANCE = 20.0  # s more when the construction hangs: the other workers start first
 INTERRUPT_AFTER = 2.0  # s into the hung step when PAR-014 sends SIGINT
 INTERRUPT_DEADLINE = 3 * INTERRUPT_AFTER  # s: PAR-014's deadline, well after its interrupt
-HANG_CLOSE = 10.0  # s: the clean-up close() after a hang (the kit then stops what is left)
+HANG_CLOSE = 10.0  # s: the clean-up close() after a hang, its workers stopped first
 
 
 def with_deadline(subject, deadline: float) -> tuple[dict[str, float], str]:
@@ -257,7 +258,8 @@ def test_hung_worker_surfaces(subject, case: FailureCase) -> None:
         expect_no_children_left(before, "child processes left after the error", call,
                                 "stop (terminate, then kill) a worker that missed its deadline, "
                                 "and the others")
-    finally:
+    finally:  # a hung worker never answers close(): stop what the env left first
+        stop_pids(child_pids() - before)
         close_quietly(env, HANG_CLOSE)
 
 
@@ -294,5 +296,6 @@ def test_interrupt_leaves_no_child(subject, case: FailureCase) -> None:
         expect(not left, "child processes a program ending after the interrupt would wait on "
                "or orphan", left, [], call, "make workers daemonic, or stop them (terminate, "
                "then kill) when KeyboardInterrupt reaches the wait on them")
-    finally:
+    finally:  # a hung worker never answers close(): stop what the env left first
+        stop_pids(child_pids() - before)
         close_quietly(env, HANG_CLOSE)
