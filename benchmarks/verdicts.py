@@ -65,6 +65,8 @@ def run(only: str = "", every: int = 10, seed: int = SEED) -> dict[str, Any]:
         row = timed_check(name, seed)
         row["kills"] = ids
         rows.append(row)
+        print(f"[{k}/{len(kills)}] {name}: {row['seconds']:.1f} s, exit {row['exit']}",
+              file=sys.stderr, flush=True)
         if k % every == 0 and k < len(kills):
             references.append(timed_check("reference", seed))
     references.append(timed_check("reference", seed))
