@@ -275,8 +275,8 @@ def shipped() -> list[Path]:
 
 # -- strictness: a finding's reproducer, run in a subprocess ------------------------------------
 
-# worker-starting reproducers need tens of seconds; PAR-013's waits 90 s on a hung worker first
-# (~130 s in all, unloaded): room for a loaded 2-core CI machine
+# worker-starting reproducers need tens of seconds, the hung-worker ones 20 s more (they wait on
+# the hung worker first): room for a loaded 2-core CI machine
 VERIFY_SECONDS = 240.0
 
 
