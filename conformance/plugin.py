@@ -34,7 +34,7 @@ OPT_NO_SHRINK = "--conformance-no-shrink"
 OPT_NO_TABLE = "--conformance-no-table"
 OPT_PROVE = "--conformance-prove"
 OPTIONS = (OPT_SUBJECT, OPT_PROFILE, OPT_DEVIATIONS, OPT_REPORT, OPT_AREA, OPT_NO_SHRINK,
-           OPT_NO_TABLE)
+           OPT_NO_TABLE, OPT_PROVE)
 MARKER = "conformance"
 
 

@@ -48,3 +48,22 @@ def test_torchrl_findings_hold_with_their_reproducers(name):
             assert len(f.reason) > 20, f
             verdict = findings.verify(f)
             assert verdict.status == "holds", (f.name, verdict)
+
+
+def test_torchrl_reproducer_snippet_builds_its_env_with_and_without_a_deadline():
+    """The torchrl subject's reproducer lines for parallel_env build a working env as every
+    reproducer calls them (no deadline) and as the hang properties' do (a deadline)."""
+    from reference.tasks import KeySpec, TaskSpec
+
+    subj = resolve("torchrl")
+    namespace: dict = {}
+    exec(subj.snippet["parallel_env"], namespace)  # (the kit's own lines, as a reproducer runs)
+    makers = [TaskSpec("t0", (KeySpec("obs", ()),)).maker()]
+    for kwargs in ({}, {subj.deadline_keyword: 5.0}):
+        env = namespace["parallel_env"](makers, **kwargs)
+        try:
+            assert env.reset().batch_size == (1,)
+            if kwargs:
+                assert env.BATCHED_PIPE_TIMEOUT == 5.0
+        finally:
+            env.close()

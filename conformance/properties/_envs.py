@@ -240,8 +240,7 @@ def exit_blockers(before: set[int], grace: float = 5.0) -> list[str]:
     process (orphaned).  Daemonic workers, which the exit terminates, are not counted."""
     import multiprocessing
 
-    daemonic = {p.pid for p in multiprocessing.active_children() if p.daemon}
-    left = children_left(before, grace, ignore=daemonic.__contains__)
     kids = {p.pid: p.daemon for p in multiprocessing.active_children()}
+    left = children_left(before, grace, ignore=lambda pid: kids.get(pid, False))
     return [d + (" (a non-daemonic worker: the exit joins it)" if int(d.split(":")[0]) in kids
                  else "") for d in left]

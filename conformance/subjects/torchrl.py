@@ -196,6 +196,7 @@ def subject(*, use_buffers: bool | None = None, mp_start_method: str = "spawn",
     for key, value in (("use_buffers", use_buffers), ("share_individual_td", share_individual_td)):
         _check_option(key, value, (None, True, False))
     par = {"mp_start_method": mp_start_method}
+    shutdown = "'shutdown_timeout': deadline" if _shutdown_kwargs(1.0) else ""
     if use_buffers is not None:
         par["use_buffers"] = use_buffers
     ser = {} if share_individual_td is None else {"share_individual_td": share_individual_td}
@@ -221,8 +222,8 @@ def subject(*, use_buffers: bool | None = None, mp_start_method: str = "spawn",
             f"    return {_call('SerialEnv', 'len(makers), list(makers)', ser)}",
             "parallel_env": "from torchrl.envs import ParallelEnv\n"
             "def parallel_env(makers, deadline=None):\n"
-            f"    env = {_call('ParallelEnv', 'len(makers), list(makers)', par)[:-1]}"
-            f"{', shutdown_timeout=deadline' if _shutdown_kwargs(1.0) else ''})\n"
+            f"    more = {{}} if deadline is None else {{{shutdown}}}\n"
+            f"    env = {_call('ParallelEnv', 'len(makers), list(makers)', par)[:-1]}, **more)\n"
             "    if deadline is not None:  # torchrl copies BATCHED_PIPE_TIMEOUT onto the env "
             "when its workers start\n"
             "        env.start()\n"
