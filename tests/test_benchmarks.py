@@ -16,7 +16,7 @@ from benchmarks import envs, policy
 
 
 def test_policy_rows_compare_equal_outputs() -> None:
-    rows = policy.run(sizes=(2, 8), repeats=1)
+    rows = policy.run(sizes=(2, 8), repeats=1, settle_for=0)
     assert [r["elements"] for r in rows] == [2, 8]
     for r in rows:
         assert r["equal"] is True
@@ -55,11 +55,10 @@ def test_cache_pandas_probe_asks_once_and_passes_other_names(monkeypatch) -> Non
     assert asked == ["pandas", "numpy", "numpy"]
 
 
-def test_env_rows_for_the_reference(monkeypatch) -> None:
+def test_env_rows_for_the_reference() -> None:
     """One tiny scenario through the reference's envs (torchrl's spawn start is left to bench)."""
-    monkeypatch.setattr(envs, "settle", lambda: 0.0)  # no waiting for a quiet machine in tests
     only = ("reference serial", "reference parallel", "reference parallel (per step)")
-    rows = envs.run(steps=4, task_steps=4, repeats=1, only=only, scenarios=(4,))
+    rows = envs.run(steps=4, task_steps=4, repeats=1, only=only, scenarios=(4,), settle_for=0)
     assert [r["implementation"] for r in rows] == list(only)
     for r in rows:
         assert r["scenario"] == "4 cheap tasks"

@@ -10,6 +10,10 @@ import pytest
 from conformance import catalogue
 from tests import kill_matrix
 
+# Both tests read one run of the kill matrix (a minute and a half of CPU): under xdist they go to
+# the same worker (pyproject's --dist loadgroup), so the run is not made twice.
+pytestmark = pytest.mark.xdist_group("kill_matrix")
+
 
 @pytest.fixture(scope="module")
 def kills() -> dict[str, list[str]]:
