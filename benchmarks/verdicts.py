@@ -35,7 +35,8 @@ def command(subject: str, report: str, seed: int = SEED) -> list[str]:
 
 def timed_check(subject: str, seed: int = SEED) -> dict[str, Any]:
     """One check of ``subject``: wall seconds, exit code, and the properties that failed."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path,
            "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
     env.pop("CI", None)  # the profile is named; CI=true would only change the default one
     with tempfile.TemporaryDirectory() as tmp:

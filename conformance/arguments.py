@@ -26,7 +26,14 @@ def subject_name(name: str) -> None:
     """Raise ArgumentError unless ``name`` can name a subject (see the module docstring)."""
     import importlib.util
 
-    from conformance.subject import BUILTIN, SubjectError, _entry_point_names, _usage, split_name
+    from conformance.subject import (
+        BUILTIN,
+        SubjectError,
+        _entry_point_names,
+        _usage,
+        look_in_cwd,
+        split_name,
+    )
 
     def bad(problem: str) -> ArgumentError:
         return ArgumentError(f"--subject {name!r}: {_usage(name, problem)}")
@@ -44,8 +51,18 @@ def subject_name(name: str) -> None:
     module, _, attr = base.partition(":")
     if not all(p.isidentifier() for part in (module, attr) for p in part.split(".")):
         raise bad("expected the form 'module:attribute' (dotted Python names)")
+    def find() -> bool:
+        return importlib.util.find_spec(module) is not None
+
     try:
-        found = importlib.util.find_spec(module) is not None
+        try:
+            found = find()
+        except ModuleNotFoundError as exc:  # a package in the current directory, as -m finds
+            if not look_in_cwd(module, exc.name):
+                raise
+            found = find()
+        if not found and look_in_cwd(module, module):
+            found = find()
     except (ImportError, ValueError) as exc:  # a parent package is missing or broken
         raise bad(f"module {module!r} cannot be found ({exc})") from None
     if not found:

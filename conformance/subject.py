@@ -116,6 +116,16 @@ def _usage(name: str, problem: str) -> SubjectError:
     )
 
 
+def look_in_cwd(module_name: str, missing: str | None) -> bool:
+    """When ``missing`` (the name a ModuleNotFoundError gives) is the top-level package of
+    ``module_name`` and the current directory is not on ``sys.path``, append it (``python -m``
+    finds a package there; a ``pytest`` script does not) and return True: look again."""
+    if missing != module_name.split(".")[0] or os.getcwd() in sys.path:
+        return False
+    sys.path.append(os.getcwd())
+    return True
+
+
 def _load_target(name: str, target: str) -> Any:
     module_name, _, attr = target.partition(":")
     if not module_name or not attr:
@@ -123,9 +133,8 @@ def _load_target(name: str, target: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:  # a package in the current directory, as python -m finds
-        if exc.name != module_name.split(".")[0] or os.getcwd() in sys.path:
+        if not look_in_cwd(module_name, exc.name):
             raise _usage(name, f"importing module {module_name!r} failed ({exc})") from exc
-        sys.path.append(os.getcwd())
         try:
             module = importlib.import_module(module_name)
         except ImportError as again:

@@ -36,7 +36,8 @@ class Run:
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env.pop("CI", None)  # each test picks its profile explicitly
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    # no empty entry: it would put the current directory on sys.path, which a user's has not
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env.setdefault("MUJOCO_GL", "egl")
     return env
 

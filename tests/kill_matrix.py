@@ -45,7 +45,8 @@ def run(
     (pytest's default style parses the source of every frame: ~1 s per failure, formatted
     twice).
     """
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {**os.environ,
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     env.pop("CI", None)
     areas = sorted({pid.split("-")[0] for ids in kills.values() for pid in ids})
     # only the (property, mutant) cells the KILLS name: a mutant's other properties cost time

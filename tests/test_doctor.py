@@ -63,7 +63,7 @@ def _run(*args: str, fakes: Path | None = None) -> subprocess.CompletedProcess[s
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env.pop("CI", None)
     paths = [str(fakes)] if fakes else []
-    env["PYTHONPATH"] = os.pathsep.join([*paths, str(ROOT), env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [*paths, str(ROOT), env.get("PYTHONPATH")]))
     env.setdefault("MUJOCO_GL", "egl")
     return subprocess.run([sys.executable, "-m", "conformance", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)

@@ -236,7 +236,8 @@ def test_failing_mutant_reproducers_fail_the_same_way(area, tmp_path):
     only = " or ".join(sorted({tests[pid].__name__ for ids in mutants.values() for pid in ids}))
     if area == "SCN" and importlib.util.find_spec("dm_control") is None:
         pytest.skip("SCN needs dm_control (the dmcontrol extra)")
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path,
            "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
     env = {k: v for k, v in env.items() if not k.startswith("PYTEST_") and k != "CI"}
     report = tmp_path / "report.json"

@@ -16,9 +16,9 @@ shutdown (atexit handlers run).
 
 Only what ``python -m conformance`` imports before its own code runs is preloaded: the kit's
 package modules that pytest rewrites (the plugin, the properties) and ``reference`` are imported
-by the child, as in a fresh process.  ``CONFORMANCE_TESTS_NO_ZYGOTE=1`` runs every command in a
-fresh subprocess instead (tests/conftest.py).  Used on Linux only (``fork`` after importing torch is what
-Linux's multiprocessing does by default; macOS does not allow it).
+by the child, as in a fresh process.  ``CONFORMANCE_TESTS_NO_ZYGOTE=1`` runs every command in
+a fresh subprocess instead (tests/conftest.py).  Used on Linux only (``fork`` after importing
+torch is what Linux's multiprocessing does by default; macOS does not allow it).
 """
 
 from __future__ import annotations
