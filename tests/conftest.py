@@ -1,18 +1,19 @@
 """Shared helpers for the kit's own tests: run the CLI or pytest in a process of its own, like a
-user (forked from a zygote that has imported torch and the rest once: tests/zygote.py)."""
+user (forked from a process that has imported torch and the rest once: conformance._zygote)."""
 
 from __future__ import annotations
 
 import json
 import os
-import select
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
+
+from conformance import _zygote
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,43 +49,27 @@ _IMPORT_TIME = ("PYTHON", "TORCH", "PYTORCH", "OMP_", "MKL_", "MUJOCO", "CUDA", 
 
 
 class Zygote:
-    """The client of tests/zygote.py: ``run(module, args, env, timeout)`` is
-    ``subprocess.run([python, -m, module, *args], cwd=ROOT, env=env, capture_output=True,
-    text=True, timeout=timeout)`` without the interpreter start and the preloaded imports.
-    Falls back to ``subprocess.run`` off Linux, with CONFORMANCE_TESTS_NO_ZYGOTE=1, or where
-    ``env`` changes what the preloaded imports read."""
+    """Runs ``python -m MODULE ARGS`` as ``subprocess.run([...], cwd=ROOT, env=env,
+    capture_output=True, text=True, timeout=timeout)`` would, forked from a process that has
+    imported torch, tensordict, torchrl, pytest, hypothesis and the CLI once
+    (conformance._zygote): only what ``python -m conformance`` imports before its own code runs,
+    so the plugin and properties modules are imported (and rewritten by pytest) in the child, as
+    in a fresh process.  A fresh subprocess instead off Linux, with CONFORMANCE_NO_ZYGOTE=1,
+    or where ``env`` changes what those imports read."""
+
+    PRELOAD = ("torch", "tensordict", "torchrl.envs", "pytest", "hypothesis", "conformance.cli")
 
     def __init__(self) -> None:
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.env: dict[str, str] = {}
-
-    def _start(self, env: dict[str, str]) -> subprocess.Popen[bytes]:
-        self.env = dict(env)
-        proc = subprocess.Popen([sys.executable, "-m", "tests.zygote"], cwd=ROOT, env=env,
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        self.proc = proc
-        if "ready" not in self._answer(proc, 120):
-            raise RuntimeError("tests/zygote.py did not start")
-        return proc
-
-    @staticmethod
-    def _answer(proc: subprocess.Popen[bytes], timeout: float | None) -> dict[str, Any]:
-        out: IO[bytes] = proc.stdout  # type: ignore[assignment]
-        if not select.select([out], [], [], timeout)[0]:
-            raise TimeoutError
-        line = out.readline()
-        if not line:
-            raise RuntimeError(f"tests/zygote.py ended (exit {proc.wait()})")
-        return json.loads(line)
+        self.zygote: _zygote.Zygote | None = None
 
     def usable(self, env: dict[str, str]) -> bool:
-        if not sys.platform.startswith("linux") or os.environ.get("CONFORMANCE_TESTS_NO_ZYGOTE"):
+        if not _zygote.enabled():
             return False
-        if self.proc is None or self.proc.poll() is not None:
+        if self.zygote is None:
             return True
         def picked(e: dict[str, str]) -> dict[str, str]:
             return {k: v for k, v in e.items() if k.startswith(_IMPORT_TIME)}
-        return picked(env) == picked(self.env)
+        return picked(env) == picked(self.zygote.env or {})
 
     def run(self, module: str, args: list[str], env: dict[str, str],
             timeout: float) -> subprocess.CompletedProcess[str]:
@@ -92,49 +77,20 @@ class Zygote:
         if not self.usable(env):
             return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
                                   timeout=timeout)
-        proc = self.proc if self.proc is not None and self.proc.poll() is None else \
-            self._start(env)
+        if self.zygote is None:
+            self.zygote = _zygote.Zygote(self.PRELOAD, env=env)
         with tempfile.TemporaryDirectory() as tmp:
-            streams = [str(Path(tmp) / "stdout"), str(Path(tmp) / "stderr")]
-            request = {"module": module, "argv": args, "cwd": str(ROOT), "env": env,
-                       "stdout": streams[0], "stderr": streams[1]}
-            assert proc.stdin is not None
-            proc.stdin.write(json.dumps(request).encode() + b"\n")
-            proc.stdin.flush()
-            pid = self._answer(proc, 60)["pid"]
-            try:
-                code = self._answer(proc, timeout)["code"]
-            except TimeoutError:
-                self._kill(pid)
-                self._answer(proc, 60)
-                raise subprocess.TimeoutExpired(cmd, timeout) from None
-            out, err = (Path(s).read_text(errors="replace") for s in streams)
-        return subprocess.CompletedProcess(cmd, code, out, err)
-
-    @staticmethod
-    def _kill(pid: int) -> None:
-        import psutil
-
-        try:
-            me = psutil.Process(pid)
-            tree = [*me.children(recursive=True), me]
-        except psutil.NoSuchProcess:
-            return
-        for proc in tree:
-            try:
-                proc.kill()
-            except psutil.NoSuchProcess:
-                pass
+            out, err = Path(tmp) / "stdout", Path(tmp) / "stderr"
+            code = self.zygote.run(module, argv=args, module=True, cwd=str(ROOT), env=env,
+                                   stdout=str(out), stderr=str(err), timeout=timeout)
+            if code is None:
+                raise subprocess.TimeoutExpired(cmd, timeout)
+            texts = [p.read_text(errors="replace") if p.exists() else "" for p in (out, err)]
+        return subprocess.CompletedProcess(cmd, code, *texts)
 
     def close(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            assert self.proc.stdin is not None
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.zygote is not None:
+            self.zygote.close()
 
 
 @pytest.fixture(scope="session")

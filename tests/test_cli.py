@@ -198,7 +198,7 @@ class TestFindings:
                       report=True)
         proven = {f["name"]: f["reproducer"] for f in run.report["findings"]}
         assert run.outcome("stack_copies", "STK-001") == "deviation", run.out[-2000:]
-        assert proven == {"copies": "differs", "unreached": "not run"}, proven
+        assert proven == {"copies": "differs", "unreached": "not run"}, run.report["findings"]
 
     def test_findings_verify_exits_1_when_a_reproducer_no_longer_fails(self, run_cli, tmp_path):
         """`findings --verify` is a CI gate on a findings file: 0 while every active finding's

@@ -352,15 +352,53 @@ def verify(finding: Finding, seconds: float = VERIFY_SECONDS, cache: bool = True
     return verdict
 
 
+# Reproducers import torch, tensordict and torchrl: on Linux they fork from a process that did
+# so once (conformance._zygote), which saves about 3 s of CPU each; CONFORMANCE_NO_ZYGOTE=1 runs
+# each in a fresh interpreter.
+_ZYGOTE: list[Any] = []
+_IMPORTS_PRELOADED = re.compile(r"^\s*(?:from|import)\s+(?:torch|tensordict|torchrl)\b", re.M)
+
+
+def _reproducer_zygote(source: str) -> Any:
+    """The zygote to fork ``source`` from, or None: where there is none, or the script imports
+    none of what the zygote preloads (a fresh interpreter costs it less)."""
+    from conformance import _zygote
+
+    if not _zygote.enabled() or not _IMPORTS_PRELOADED.search(source):
+        return None
+    if not _ZYGOTE:
+        import atexit
+
+        # the tag marks it (and the reproducers it forks) as the verifier's, not a subject's
+        _ZYGOTE.append(_zygote.Zygote(("torch", "tensordict", "torchrl.envs"),
+                                      tag="conformance-finding-zygote"))
+        atexit.register(close_reproducer_zygote)
+    return _ZYGOTE[0]
+
+
+def close_reproducer_zygote() -> None:
+    """End the process reproducers fork from (the next one starts it again)."""
+    while _ZYGOTE:
+        _ZYGOTE.pop().close()
+
+
 def _run_alone(script: Path, seconds: float) -> tuple[int | None, str, float]:
-    """Run ``script`` in a fresh interpreter, in a session of its own, for at most ``seconds``:
-    (its exit code, or None when it ran past them; its output; seconds).  Its output goes to a
-    file, not a pipe, so a worker it left behind (a hung one, say) cannot keep the wait open;
-    once it ends, whatever it started and left is killed with its session (POSIX)."""
+    """Run ``script`` as ``python SCRIPT`` would, in a session of its own, for at most
+    ``seconds``: (its exit code, or None when it ran past them; its output; seconds).  Its
+    output goes to a file, not a pipe, so a worker it left behind (a hung one, say) cannot keep
+    the wait open; once it ends, whatever it started and left is killed with its session
+    (POSIX).  Forked from the zygote where there is one, else a fresh interpreter."""
     import signal
 
     out_path = script.with_name("output.txt")
     start = time.monotonic()
+    zygote = _reproducer_zygote(script.read_text(encoding="utf-8"))
+    if zygote is not None:
+        out_path.touch()
+        code = zygote.run(str(script), cwd=str(script.parent), stdout=str(out_path),
+                          session=True, timeout=seconds)
+        return code, out_path.read_text(encoding="utf-8", errors="replace"), \
+            time.monotonic() - start
     with open(out_path, "w", encoding="utf-8") as out:
         proc = subprocess.Popen([sys.executable, str(script)], stdout=out,
                                 stderr=subprocess.STDOUT, cwd=script.parent,
@@ -442,6 +480,7 @@ class Verifier:
         if self.thread.is_alive():
             self._queue.put(None)
             self.thread.join()
+        close_reproducer_zygote()
         return dict(self.verdicts)
 
 

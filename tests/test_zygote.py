@@ -1,0 +1,84 @@
+"""A script forked from the zygote (conformance._zygote) runs as ``python SCRIPT`` does: the
+findings verifier's reproducers give the same exit code and the same shown exception either way,
+and what a reproducer leaves behind is killed with its session."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conformance import _zygote, findings
+
+SCRIPTS = {
+    "raises": """
+        import os, sys
+        import torch  # (the zygote serves scripts that import what it preloaded)
+        print("argv0", os.path.basename(sys.argv[0]), "path0", sys.path[0] == os.getcwd(),
+              "name", __name__, flush=True)
+        try:
+            {}["missing"]
+        except KeyError as exc:
+            raise ValueError("boom") from exc
+    """,
+    "exits": "import torch, sys; print('leaving'); sys.exit(3)",
+    "passes": "import torch; print('ok', torch.ones(2).sum().item())",
+    "interrupted": "import torch\nraise KeyboardInterrupt",
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_zygote():
+    """The verifier's zygote serves every test here (each test would otherwise start one)."""
+    yield
+    findings.close_reproducer_zygote()
+
+
+def _run(tmp_path: Path, name: str, fresh: bool, monkeypatch: pytest.MonkeyPatch):
+    folder = tmp_path / ("fresh" if fresh else "forked") / name
+    folder.mkdir(parents=True)
+    script = folder / "reproducer.py"
+    script.write_text(textwrap.dedent(SCRIPTS[name]))
+    if fresh:
+        monkeypatch.setenv("CONFORMANCE_NO_ZYGOTE", "1")
+    else:
+        monkeypatch.delenv("CONFORMANCE_NO_ZYGOTE", raising=False)
+    code, output, _ = findings._run_alone(script, 120)
+    return code, output
+
+
+@pytest.mark.skipif(not _zygote.USABLE, reason="the zygote forks: Linux only")
+@pytest.mark.parametrize("name", sorted(SCRIPTS))
+def test_forked_script_runs_as_a_fresh_interpreter_does(name, tmp_path, monkeypatch) -> None:
+    fresh = _run(tmp_path, name, True, monkeypatch)
+    forked = _run(tmp_path, name, False, monkeypatch)
+    assert forked[0] == fresh[0], (forked, fresh)
+    assert findings._raised(forked[1]) == findings._raised(fresh[1]), (forked[1], fresh[1])
+    assert "_zygote" not in forked[1] and "runpy" not in forked[1], forked[1]
+    expected = {"raises": 1, "exits": 3, "passes": 0, "interrupted": -2}[name]
+    assert forked[0] == expected, forked
+    if name == "raises":
+        assert "argv0 reproducer.py path0 True name __main__" in forked[1]
+        assert forked[1].count("Traceback (most recent call last):") == 2, forked[1]
+        assert 'reproducer.py", line 7, in <module>' in forked[1], forked[1]
+
+
+@pytest.mark.skipif(not _zygote.USABLE, reason="the zygote forks: Linux only")
+def test_what_a_forked_reproducer_leaves_is_killed_with_its_session(tmp_path, monkeypatch):
+    import psutil
+
+    pid_file = tmp_path / "pid"
+    script = tmp_path / "reproducer.py"
+    script.write_text("import subprocess, sys, torch\n"
+                      "child = subprocess.Popen([sys.executable, '-c', "
+                      "'import time; time.sleep(120)'])\n"
+                      f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+                      "raise RuntimeError('left a child')\n")
+    monkeypatch.delenv("CONFORMANCE_NO_ZYGOTE", raising=False)
+    code, output, _ = findings._run_alone(script, 60)
+    assert code == 1 and "RuntimeError: left a child" in output, output
+    child = int(pid_file.read_text())
+    gone = psutil.wait_procs([psutil.Process(child)], timeout=10)[0] if psutil.pid_exists(
+        child) else [child]
+    assert gone, f"the reproducer's child {child} outlived it"
