@@ -72,8 +72,9 @@ class Zygote:
         return picked(env) == picked(self.zygote.env or {})
 
     def run(self, module: str, args: list[str], env: dict[str, str],
-            timeout: float) -> subprocess.CompletedProcess[str]:
-        cmd = [sys.executable, "-m", module, *args]
+            timeout: float, script: bool = False) -> subprocess.CompletedProcess[str]:
+        """``python -m MODULE ARGS``, or ``python MODULE ARGS`` (a script) with ``script``."""
+        cmd = [sys.executable, *([] if script else ["-m"]), module, *args]
         if not self.usable(env):
             return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
                                   timeout=timeout)
@@ -81,8 +82,8 @@ class Zygote:
             self.zygote = _zygote.Zygote(self.PRELOAD, env=env)
         with tempfile.TemporaryDirectory() as tmp:
             out, err = Path(tmp) / "stdout", Path(tmp) / "stderr"
-            code = self.zygote.run(module, argv=args, module=True, cwd=str(ROOT), env=env,
-                                   stdout=str(out), stderr=str(err), timeout=timeout)
+            code = self.zygote.run(module, argv=args, module=not script, cwd=str(ROOT),
+                                   env=env, stdout=str(out), stderr=str(err), timeout=timeout)
             if code is None:
                 raise subprocess.TimeoutExpired(cmd, timeout)
             texts = [p.read_text(errors="replace") if p.exists() else "" for p in (out, err)]

@@ -9,7 +9,7 @@ from conformance import catalogue, findings
 from conformance.subject import resolve
 
 
-@pytest.mark.slow  # (CI checks both at quick: .ci/run; tox -e check and tox -e slow at ci)
+@pytest.mark.slow  # (CI checks torchrl at quick: .ci/run; tox -e check and tox -e slow both at ci)
 @pytest.mark.parametrize("name", ["reference", "torchrl"])
 def test_builtin_subject_conforms(run_cli, name):
     """`check --subject NAME --profile ci` exits 0: everything passed, skipped with a reason

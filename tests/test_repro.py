@@ -13,8 +13,6 @@ import json
 import os
 import pkgutil
 import re
-import subprocess
-import sys
 import types
 from pathlib import Path
 from typing import Any
@@ -226,9 +224,10 @@ def _last_exception(text: str) -> str:
 
 @pytest.mark.parametrize("area", [  # process-spawning and dm_control areas: the slow tier
     pytest.param(a, marks=pytest.mark.slow) if a in ("PAR", "SCN") else a for a in END_TO_END])
-def test_failing_mutant_reproducers_fail_the_same_way(area, tmp_path):
+def test_failing_mutant_reproducers_fail_the_same_way(area, tmp_path, zygote):
     """Run an area's mutants (``check --profile quick --area A``, one seed), then every
-    reproducer the report holds for a failed property, alone in a fresh interpreter: each exits
+    reproducer the report holds for a failed property, alone, as ``python SCRIPT`` runs it
+    (forked from the tests' zygote, which tests/test_zygote.py holds to that): each exits
     non-zero with the exception the property failed with (AssertionError, or the subject's own,
     as EXC-003's KeyError) -- never a NameError or ImportError of a helper or import it lacks."""
     mutants = END_TO_END[area]
@@ -241,12 +240,11 @@ def test_failing_mutant_reproducers_fail_the_same_way(area, tmp_path):
            "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
     env = {k: v for k, v in env.items() if not k.startswith("PYTEST_") and k != "CI"}
     report = tmp_path / "report.json"
-    cmd = [sys.executable, "-m", "conformance", "check", "--profile", "quick", "--area", area,
-           "--hypothesis-seed", "1", "--report", str(report), "--skip-doctor"]
+    args = ["check", "--profile", "quick", "--area", area, "--hypothesis-seed", "1", "--report",
+            str(report), "--skip-doctor"]
     for target in mutants:
-        cmd += ["--subject", f"tests.mutants.{target}"]
-    run = subprocess.run([*cmd, "--", "-k", only], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=600)
+        args += ["--subject", f"tests.mutants.{target}"]
+    run = zygote.run("conformance", [*args, "--", "-k", only], env, 600)
     assert report.exists(), run.stdout[-3000:] + run.stderr[-3000:]
     subjects = json.loads(report.read_text())["subjects"]
     problems = []
@@ -260,8 +258,7 @@ def test_failing_mutant_reproducers_fail_the_same_way(area, tmp_path):
             expected = _last_exception(cell["message"])
             script = tmp_path / f"repro_{pid}.py"
             script.write_text(cell["reproducer"])
-            proc = subprocess.run([sys.executable, str(script)], cwd=ROOT, env=env,
-                                  capture_output=True, text=True, timeout=300)
+            proc = zygote.run(str(script), [], env, 300, script=True)  # as python SCRIPT
             got = _last_exception(proc.stderr)
             if proc.returncode == 0 or got in SETUP_ERRORS or (expected and got != expected):
                 problems.append(f"{target} {pid}: exit {proc.returncode}, raised {got or '?'} "
