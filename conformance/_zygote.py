@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import os
-import select
+import selectors
 import subprocess
 import sys
 import threading
@@ -138,8 +138,10 @@ class Zygote:
     def _answer(self, timeout: float | None) -> dict[str, Any]:
         assert self.proc is not None
         out: IO[bytes] = self.proc.stdout  # type: ignore[assignment]
-        if not select.select([out], [], [], timeout)[0]:
-            raise TimeoutError
+        with selectors.DefaultSelector() as waiting:  # (select() refuses fds above 1023)
+            waiting.register(out, selectors.EVENT_READ)
+            if not waiting.select(timeout):
+                raise TimeoutError
         line = out.readline()
         if not line:
             raise RuntimeError(f"the zygote ended (exit code {self.proc.wait()})")

@@ -82,3 +82,19 @@ def test_what_a_forked_reproducer_leaves_is_killed_with_its_session(tmp_path, mo
     gone = psutil.wait_procs([psutil.Process(child)], timeout=10)[0] if psutil.pid_exists(
         child) else [child]
     assert gone, f"the reproducer's child {child} outlived it"
+
+
+@pytest.mark.skipif(not _zygote.USABLE, reason="the zygote forks: Linux only")
+def test_a_broken_zygote_falls_back_to_a_fresh_interpreter(tmp_path, monkeypatch) -> None:
+    """A zygote that fails (it died, say) costs no verdict: the reproducer runs fresh."""
+    def broken(*args, **kwargs):
+        raise RuntimeError("the zygote ended (exit code -9)")
+
+    monkeypatch.delenv("CONFORMANCE_NO_ZYGOTE", raising=False)
+    monkeypatch.setattr(_zygote.Zygote, "run", broken)
+    monkeypatch.setattr(findings, "_ZYGOTE_BROKEN", [])
+    script = tmp_path / "reproducer.py"
+    script.write_text("import torch\nraise ValueError('still shown')\n")
+    code, output, _ = findings._run_alone(script, 60)
+    assert code == 1 and "ValueError: still shown" in output, output
+    assert findings._reproducer_zygote("import torch") is None  # fresh from now on

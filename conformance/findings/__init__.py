@@ -356,6 +356,7 @@ def verify(finding: Finding, seconds: float = VERIFY_SECONDS, cache: bool = True
 # so once (conformance._zygote), which saves about 3 s of CPU each; CONFORMANCE_NO_ZYGOTE=1 runs
 # each in a fresh interpreter.
 _ZYGOTE: list[Any] = []
+_ZYGOTE_BROKEN: list[bool] = []  # once it failed, this process runs fresh interpreters
 _IMPORTS_PRELOADED = re.compile(r"^\s*(?:from|import)\s+(?:torch|tensordict|torchrl)\b", re.M)
 
 
@@ -364,7 +365,7 @@ def _reproducer_zygote(source: str) -> Any:
     none of what the zygote preloads (a fresh interpreter costs it less)."""
     from conformance import _zygote
 
-    if not _zygote.enabled() or not _IMPORTS_PRELOADED.search(source):
+    if not _zygote.enabled() or _ZYGOTE_BROKEN or not _IMPORTS_PRELOADED.search(source):
         return None
     if not _ZYGOTE:
         import atexit
@@ -394,11 +395,16 @@ def _run_alone(script: Path, seconds: float) -> tuple[int | None, str, float]:
     start = time.monotonic()
     zygote = _reproducer_zygote(script.read_text(encoding="utf-8"))
     if zygote is not None:
-        out_path.touch()
-        code = zygote.run(str(script), cwd=str(script.parent), stdout=str(out_path),
-                          session=True, timeout=seconds)
-        return code, out_path.read_text(encoding="utf-8", errors="replace"), \
-            time.monotonic() - start
+        out_path.write_text("", encoding="utf-8")
+        try:
+            code = zygote.run(str(script), cwd=str(script.parent), stdout=str(out_path),
+                              session=True, timeout=seconds)
+        except (OSError, RuntimeError, TimeoutError, ValueError):  # the zygote broke: go on
+            close_reproducer_zygote()                             # without it
+            _ZYGOTE_BROKEN.append(True)
+        else:
+            return code, out_path.read_text(encoding="utf-8", errors="replace"), \
+                time.monotonic() - start
     with open(out_path, "w", encoding="utf-8") as out:
         proc = subprocess.Popen([sys.executable, str(script)], stdout=out,
                                 stderr=subprocess.STDOUT, cwd=script.parent,
