@@ -364,7 +364,7 @@ def test_verdict_cache_keeps_what_other_runs_stored(tmp_path):
     """Two runs proving findings side by side (the version matrix's columns in .ci/run) each add
     their verdicts to the one cache file: neither overwrites the other's, and the file is whole
     (replaced, never rewritten in place)."""
-    from conformance.findings import _store_verdict
+    from conformance.findings.proving import _store_verdict
 
     path = tmp_path / "cache" / "verdicts.json"
     _store_verdict(path, "a", {"status": "holds"})

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance import _zygote, findings
+from conformance import _zygote
+from conformance.findings import proving as findings
 
 SCRIPTS = {
     "raises": """
