@@ -165,11 +165,11 @@ class Zygote:
             try:
                 code: int | None = int(self._answer(timeout)["code"])
             except TimeoutError:
-                kill_tree(pid, session)
+                _stop_running(pid, session)
                 self._answer(60)
                 code = None
-            if session:
-                kill_tree(pid, session)
+            if session:  # (by its session only: once reaped, its pid may be another's)
+                _kill_session(pid)
             return code
 
     def close(self) -> None:
@@ -185,27 +185,30 @@ class Zygote:
                 self.proc.wait()
 
 
-def kill_tree(pid: int, session: bool = False) -> None:
-    """SIGKILL process ``pid`` and its descendants (and, with ``session``, its session)."""
+def _kill_session(pid: int) -> None:
+    """SIGKILL the session ``pid`` led (what is left of it once the leader ended)."""
     import signal
 
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _stop_running(pid: int, session: bool) -> None:
+    """Stop child ``pid``, still running (the zygote has not reaped it, so the pid is still its),
+    with its descendants (and, with ``session``, its session)."""
     import psutil
 
+    from conformance.hygiene import stop_pids
+
     if session:
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        _kill_session(pid)
     try:
-        root = psutil.Process(pid)
-        tree = [*root.children(recursive=True), root]
+        tree = [p.pid for p in psutil.Process(pid).children(recursive=True)]
     except psutil.Error:
-        return
-    for proc in tree:
-        try:
-            proc.kill()
-        except psutil.Error:
-            pass
+        tree = []
+    stop_pids([*tree, pid], grace=1.0)
 
 
 if __name__ == "__main__":

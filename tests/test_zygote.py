@@ -99,3 +99,26 @@ def test_a_broken_zygote_falls_back_to_a_fresh_interpreter(tmp_path, monkeypatch
     code, output, _ = findings._run_alone(script, 60)
     assert code == 1 and "ValueError: still shown" in output, output
     assert findings._reproducer_zygote("import torch") is None  # fresh from now on
+
+
+@pytest.mark.skipif(not _zygote.USABLE, reason="the zygote forks: Linux only")
+def test_a_forked_reproducer_past_its_bound_is_stopped_with_its_workers(tmp_path, monkeypatch):
+    """A forked reproducer that hangs is reported as running past the bound (None), and it and
+    the process it started are gone."""
+    import psutil
+
+    pid_file = tmp_path / "pid"
+    script = tmp_path / "reproducer.py"
+    script.write_text("import os, subprocess, sys, time, torch\n"
+                      "child = subprocess.Popen([sys.executable, '-c', "
+                      "'import time; time.sleep(120)'])\n"
+                      f"open({str(pid_file)!r}, 'w').write(f'{{os.getpid()}} {{child.pid}}')\n"
+                      "time.sleep(120)\n")
+    monkeypatch.delenv("CONFORMANCE_NO_ZYGOTE", raising=False)
+    code, _, took = findings._run_alone(script, 3)
+    assert code is None and took < 30, (code, took)
+    for pid in map(int, pid_file.read_text().split()):
+        if psutil.pid_exists(pid):
+            proc = psutil.Process(pid)
+            assert psutil.wait_procs([proc], timeout=10)[0] or \
+                proc.status() == psutil.STATUS_ZOMBIE, f"{pid} outlived its reproducer"
