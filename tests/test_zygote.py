@@ -65,21 +65,28 @@ def test_forked_script_runs_as_a_fresh_interpreter_does(name, tmp_path, monkeypa
         assert 'reproducer.py", line 7, in <module>' in forked[1], forked[1]
 
 
+def _leaving_a_child(tmp_path: Path, then: str) -> tuple[Path, Path]:
+    """A reproducer (importing torch) that starts a sleeping child, writes "its pid, the child's"
+    to the returned file, then runs ``then``."""
+    pid_file = tmp_path / "pid"
+    script = tmp_path / "reproducer.py"
+    script.write_text("import os, subprocess, sys, time, torch\n"
+                      "child = subprocess.Popen([sys.executable, '-c', "
+                      "'import time; time.sleep(120)'])\n"
+                      f"open({str(pid_file)!r}, 'w').write(f'{{os.getpid()}} {{child.pid}}')\n"
+                      f"{then}\n")
+    return script, pid_file
+
+
 @pytest.mark.skipif(not _zygote.USABLE, reason="the zygote forks: Linux only")
 def test_what_a_forked_reproducer_leaves_is_killed_with_its_session(tmp_path, monkeypatch):
     import psutil
 
-    pid_file = tmp_path / "pid"
-    script = tmp_path / "reproducer.py"
-    script.write_text("import subprocess, sys, torch\n"
-                      "child = subprocess.Popen([sys.executable, '-c', "
-                      "'import time; time.sleep(120)'])\n"
-                      f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
-                      "raise RuntimeError('left a child')\n")
+    script, pid_file = _leaving_a_child(tmp_path, "raise RuntimeError('left a child')")
     monkeypatch.delenv("CONFORMANCE_NO_ZYGOTE", raising=False)
     code, output, _ = findings._run_alone(script, 60)
     assert code == 1 and "RuntimeError: left a child" in output, output
-    child = int(pid_file.read_text())
+    child = int(pid_file.read_text().split()[1])
     gone = psutil.wait_procs([psutil.Process(child)], timeout=10)[0] if psutil.pid_exists(
         child) else [child]
     assert gone, f"the reproducer's child {child} outlived it"
@@ -107,13 +114,7 @@ def test_a_forked_reproducer_past_its_bound_is_stopped_with_its_workers(tmp_path
     the process it started are gone."""
     import psutil
 
-    pid_file = tmp_path / "pid"
-    script = tmp_path / "reproducer.py"
-    script.write_text("import os, subprocess, sys, time, torch\n"
-                      "child = subprocess.Popen([sys.executable, '-c', "
-                      "'import time; time.sleep(120)'])\n"
-                      f"open({str(pid_file)!r}, 'w').write(f'{{os.getpid()}} {{child.pid}}')\n"
-                      "time.sleep(120)\n")
+    script, pid_file = _leaving_a_child(tmp_path, "time.sleep(120)")
     monkeypatch.delenv("CONFORMANCE_NO_ZYGOTE", raising=False)
     code, _, took = findings._run_alone(script, 3)
     assert code is None and took < 30, (code, took)
