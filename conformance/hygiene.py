@@ -21,9 +21,10 @@ FINALIZER_LIMIT = 20.0  # seconds a garbage collection may spend before a finali
 
 
 def call_within(seconds: float, fn: Any, *args: Any, every: float = 0.0,
-                interrupt: type[BaseException] | None = None) -> tuple[str, Any, float]:
+                interrupt: type[BaseException] | None = None,
+                stuck: Any = None) -> tuple[str, Any, float]:
     """Call ``fn(*args)`` and say how it ended: ("ok", result, s), ("raised", exception, s) or
-    ("hung", None, s) when it had not returned after ``seconds``.
+    ("hung", None, s) when it had not returned after ``seconds`` (see ``stuck``).
 
     On the main thread the call runs right here and a SIGALRM timer interrupts it (with a
     BaseException, so a subject's ``except Exception`` cannot swallow it); elsewhere it runs in
@@ -33,8 +34,13 @@ def call_within(seconds: float, fn: Any, *args: Any, every: float = 0.0,
     run by ``gc.collect``, is interrupted once per stuck step).  ``interrupt``: the exception
     class the timer raises (default: a private one).  A timer set before the call
     (pytest-timeout's) is suspended during it and goes on afterwards with the time it had left.
+
+    ``stuck``: a function of the calling thread's innermost frame, looked at every 0.25 s while
+    the call runs, that says (a text) when the call cannot return before ``seconds`` whatever
+    happens next; the answer is then ("hung", that text, s) at once instead of at ``seconds``.
     """
     import signal
+    import sys
     import threading
     import time
 
@@ -53,6 +59,21 @@ def call_within(seconds: float, fn: Any, *args: Any, every: float = 0.0,
         previous = signal.signal(signal.SIGALRM, on_alarm)
         delay, interval = signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.01),
                                            max(every, 0.01) if every else 0.0)
+        found: list[str] = []
+        done = threading.Event()
+
+        def watch(ident: int) -> None:  # stuck for good: the alarm now, not at ``seconds``
+            while not done.wait(0.25):
+                frame = sys._current_frames().get(ident)
+                where = stuck(frame) if frame is not None else None
+                if where:
+                    found.append(where)
+                    signal.pthread_kill(ident, signal.SIGALRM)
+                    return
+
+        watcher = threading.Thread(target=watch, args=(threading.get_ident(),), daemon=True)
+        if stuck is not None:
+            watcher.start()
         try:
             try:
                 result = fn(*args)
@@ -60,11 +81,14 @@ def call_within(seconds: float, fn: Any, *args: Any, every: float = 0.0,
                 armed[0] = False  # from here on, an alarm still pending does nothing
             return "ok", result, time.monotonic() - start
         except error:
-            return "hung", None, time.monotonic() - start
+            return "hung", (found or [None])[0], time.monotonic() - start
         except Exception as exc:
             return "raised", exc, time.monotonic() - start
         finally:
             armed[0] = False
+            done.set()
+            if watcher.is_alive():  # its alarm must reach on_alarm, not the handler restored
+                watcher.join()
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
             if delay:  # a timer someone else set: it goes on with the time it had left
@@ -80,7 +104,12 @@ def call_within(seconds: float, fn: Any, *args: Any, every: float = 0.0,
 
     thread = threading.Thread(target=target, daemon=True)
     thread.start()
-    thread.join(seconds)
+    while thread.is_alive() and time.monotonic() - start < seconds:
+        thread.join(min(0.25, seconds - (time.monotonic() - start)) if stuck else seconds)
+        frame = sys._current_frames().get(thread.ident or 0) if stuck else None
+        where = stuck(frame) if frame is not None else None
+        if where and thread.is_alive():
+            return "hung", where, time.monotonic() - start
     elapsed = time.monotonic() - start
     if thread.is_alive():
         return "hung", None, elapsed

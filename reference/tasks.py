@@ -48,6 +48,12 @@ def _path(key: Key) -> tuple[str, ...]:
     return (key,) if isinstance(key, str) else tuple(key)
 
 
+def hang(seconds: float) -> None:
+    """A task env's "never returns" test hook (``hang_at_init`` / ``hang_at_step``): sleep.  One
+    named function, so a caller can tell from a thread's stack that the thread is inside it."""
+    time.sleep(seconds)
+
+
 def _repr(obj: object) -> str:
     """``Cls(field=value, ...)`` with the fields that differ from their defaults: evaluable, and
     short in a reproducer."""
@@ -164,7 +170,8 @@ class TaskEnv(EnvBase):
     resets only its rows."""
 
     def __init__(self, spec: TaskSpec) -> None:
-        time.sleep(spec.hang_at_init)
+        if spec.hang_at_init:
+            hang(spec.hang_at_init)
         if spec.raise_at_init:
             raise RuntimeError(f"TaskEnv {spec.name!r}: raise_at_init is set (test hook)")
         super().__init__(device="cpu", batch_size=torch.Size(spec.batch))
@@ -268,7 +275,8 @@ class TaskEnv(EnvBase):
         if self._calls == self.task.raise_at_step:
             raise RuntimeError(f"TaskEnv {self.task.name!r}: raise_at_step={self._calls} "
                                "(test hook)")
-        time.sleep(self.task.hang_at_step[1] if self._calls == self.task.hang_at_step[0] else 0)
+        if self._calls == self.task.hang_at_step[0]:
+            hang(self.task.hang_at_step[1])
         key, leaf = self.task.action_key, self.full_action_spec[self.task.action_key]
         action = tensordict.get(key)
         if action.dtype != leaf.dtype or action.shape != leaf.shape:

@@ -103,6 +103,34 @@ class TestCallWithin:
             signal.signal(signal.SIGALRM, previous)
         assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
 
+    @pytest.mark.parametrize("thread", ["main", "other"])
+    def test_stuck_answers_before_the_limit(self, thread):
+        """``stuck`` seeing the call inside a sleep it cannot leave: ("hung", its text) long
+        before the limit, on the main thread (the sleep is interrupted) and off it; a call it
+        never sees stuck runs as without it, and the earlier SIGALRM handler is back."""
+        import threading
+
+        def stuck(frame):
+            return "in _sleep_forever" if frame.f_code is _sleep_forever.__code__ else None
+
+        def run(fn):
+            if thread == "main":
+                return hygiene.call_within(60, fn, stuck=stuck)
+            box = {}
+            other = threading.Thread(target=lambda: box.update(r=hygiene.call_within(
+                60, fn, stuck=stuck)))
+            other.start()
+            other.join(30)
+            return box["r"]
+
+        previous = signal.getsignal(signal.SIGALRM)
+        outcome, value, secs = run(_sleep_forever)
+        assert (outcome, value) == ("hung", "in _sleep_forever") and secs < 30
+        assert run(lambda: time.sleep(0.6) or 7)[:2] == ("ok", 7)
+        time.sleep(0.5)  # an alarm left armed would fire here (its default ends the process)
+        assert signal.getsignal(signal.SIGALRM) is previous
+        assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
     def test_off_the_main_thread_a_hung_call_is_abandoned(self):
         import threading
 

@@ -108,6 +108,20 @@ def test_check_says_what_runs_and_what_fails(run_cli, tmp_path):
     assert names and all("STK-001" in name for name in names), names
 
 
+def test_a_hung_task_run_in_the_calling_thread_fails_at_once(run_cli):
+    """PAR-013 on a ``parallel_env`` that runs its tasks in the calling thread (no worker, no
+    deadline keyword): the hung step cannot end within the 45 s the property allows, and the
+    property says so as soon as it sees the hung task's sleep on the calling thread's stack."""
+    run = run_cli("check", "--subject", "tests.mutants.parallel:stale_on_error", *QUICK,
+                  "--area", "PAR", "--", "-k", "PAR-013", report=True)
+    assert run.code == 1, run.out[-3000:]
+    cell = run.report["subjects"]["stale_on_error"]["properties"]["PAR-013"]
+    assert cell["outcome"] == "failed"
+    message = cell["message"]
+    assert "the hung task's sleep (600 s) runs in the calling thread" in message, message
+    assert "Likely fix: run each task in a worker process" in message, message
+
+
 def _package(tmp_path: Path, deviations: str) -> Path:
     """A package ``mylib`` in ``tmp_path/work`` (not installed): a copying lazy stack."""
     work = tmp_path / "work"

@@ -207,6 +207,24 @@ def close_quietly(env: Any, seconds: float = 15.0) -> None:
 
 
 
+def hang_outlasting(bound: float) -> Any:
+    """For :func:`call_within`'s ``stuck``, on a call bounded by ``bound`` seconds: a function
+    that says so when a thread's innermost frame is a task env's "never returns" hook
+    (:func:`reference.tasks.hang`) sleeping at least ``bound`` seconds.  The hung task then runs
+    in the calling thread, under the env's own call (no worker process), and that call cannot
+    end within ``bound``: the sleep began after the call did."""
+    from reference.tasks import hang
+
+    def stuck(frame: Any) -> str | None:
+        seconds = frame.f_locals.get("seconds") if frame.f_code is hang.__code__ else None
+        if not isinstance(seconds, (int, float)) or seconds < bound:
+            return None
+        return (f"the hung task's sleep ({seconds:g} s) runs in the calling thread, under the "
+                "env's own call (no worker process): the call cannot end before the sleep does")
+
+    return stuck
+
+
 def interrupted_call(after: float, seconds: float, fn: Any, *args: Any) -> tuple[str, Any, float]:
     """:func:`call_within` ``(seconds, fn, *args)`` with SIGINT sent to this process ``after``
     seconds into the call (a timer thread sends it; Python raises KeyboardInterrupt in the main

@@ -18,7 +18,9 @@ other workers' start-up, importing torch, comes first) for a hung construction. 
 names no such keyword is allowed :data:`HANG_BOUND` = 45 s: room for a default deadline of 30 s
 (the reference's) plus its 5 s shutdown grace; a subject whose own deadline is longer names its
 keyword (a hung construction took 56 s in all at load 15 on a 2-core machine with the reference's
-default). One that waits forever fails after that.
+default). One that waits forever fails after that -- or at once when its env runs the hung task
+in the calling thread (:func:`_envs.hang_outlasting` sees the task's sleep on that thread's stack:
+the call cannot end within the bound).
 "No child process" is checked after the failure and before close() (a failed env
 must stop its workers itself), allowing 5 s for exiting children; multiprocessing's resource
 tracker and forkserver are not the env's children (:func:`_envs.child_pids`).
@@ -39,6 +41,7 @@ from conformance.properties._envs import (
     close_quietly,
     describe_exception,
     exit_blockers,
+    hang_outlasting,
     interrupted_call,
     names_task_index,
     next_root,
@@ -224,32 +227,36 @@ def test_hung_worker_surfaces(subject, case: FailureCase) -> None:
            if kwargs else "wait on workers with a deadline (the reference: 30 s) and check they "
            "are alive; name the keyword that sets it (Subject.deadline_keyword) so this property "
            f"can pass a short one instead of allowing {HANG_BOUND:g} s")
+    stuck = hang_outlasting(bound)  # a hung task run in the calling thread fails at once
     before = child_pids()
     env = None
     start = time.monotonic()  # the bound runs from construction, or from the hung step
     try:
         outcome, value, _ = call_within(bound, partial(subject.parallel_env, **kwargs),
-                                        [t.maker() for t in case.tasks])
+                                        [t.maker() for t in case.tasks], stuck=stuck)
         if at:  # a hung step: what comes before it must work (its error is not the hung call's)
             expect(outcome == "ok", "building the env", ended(outcome, value), "ok", call)
         if outcome == "ok":
             env = value
             outcome, value, _ = call_within(max(0.1, bound - (time.monotonic() - start)),
-                                            env.reset)
+                                            env.reset, stuck=stuck)
             if at:
                 expect(outcome == "ok", "reset()", ended(outcome, value), "ok", call)
             for t, row in enumerate(case.actions if outcome == "ok" else [], 1):
                 if t == at:
                     start = time.monotonic()
                 outcome, value, _ = call_within(bound, env.step,
-                                                write_actions(value.clone(), row))
+                                                write_actions(value.clone(), row),
+                                                stuck=stuck)
                 if t < at:
                     expect(outcome == "ok", f"step {t} (before the hung one)",
                            ended(outcome, value), "ok", call)
                     value = next_root(value)
         elapsed = time.monotonic() - start
-        expect(outcome != "hung", "the hung task's call", f"no answer after {elapsed:.1f} s",
-               f"an exception within {bound:g} s", call, fix)
+        expect(outcome != "hung", "the hung task's call", f"no answer after {elapsed:.1f} s" + (
+               f": {value}" if value else ""), f"an exception within {bound:g} s", call,
+               "run each task in a worker process, wait on it with a deadline and raise naming "
+               "the task" if value else fix)
         expect(outcome == "raised", "the hung task's call", "returned normally", "an exception",
                call, "raise when a worker misses its deadline; never return stale data")
         expect(names_task_index(value, k), "the exception", describe_exception(value),

@@ -121,8 +121,8 @@ class _ForgetsWorkers(ParallelMultiTaskEnv):
     """close() marks the env closed but never stops its workers, which a forkserver forked: they
     are grandchildren of the process, so only a scan of every descendant sees them left."""
 
-    def __init__(self, makers: Any) -> None:
-        super().__init__(makers, start_method="forkserver")
+    def __init__(self, makers: Any, timeout: float = 30.0) -> None:
+        super().__init__(makers, start_method="forkserver", timeout=timeout)
 
     def close(self) -> None:
         self._finalizer.detach()  # (they exit when the env is collected: their pipes close)
@@ -242,7 +242,7 @@ def leaks_child() -> Subject:
 
 def forgets_workers() -> Subject:
     """parallel_env's close() leaves its forkserver workers running."""
-    return Subject("forgets_workers", parallel_env=_ForgetsWorkers)
+    return Subject("forgets_workers", parallel_env=_ForgetsWorkers, deadline_keyword="timeout")
 
 
 def close_once() -> Subject:
@@ -267,7 +267,8 @@ def waits_forever() -> Subject:
 
 def non_daemon_workers() -> Subject:
     """parallel_env leaves non-daemonic workers running after a KeyboardInterrupt."""
-    return Subject("non_daemon_workers", parallel_env=_NonDaemonWorkers)
+    return Subject("non_daemon_workers", parallel_env=_NonDaemonWorkers,
+                   deadline_keyword="timeout")
 
 
 def stale_after_rollout() -> Subject:
