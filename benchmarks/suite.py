@@ -40,9 +40,13 @@ def run(profiles: tuple[str, ...] = PROFILES) -> list[dict[str, Any]]:
             seconds = time.perf_counter() - start
             total = next((line for line in proc.stdout.splitlines()[::-1]
                           if line.startswith("conformance:")), "")
+            lines = proc.stdout.splitlines()
+            seed = next((line for line in lines if "hypothesis seed" in line), "")
+            failures = [f"{line[:300]} / {nxt.strip()[:300]}" for line, nxt in
+                        zip(lines, [*lines[1:], ""], strict=True) if line.startswith("FAILED ")]
             rows.append({"profile": profile, "run": label, "seconds": seconds,
                          "exit": proc.returncode, "total": total, "load": load,
-                         "command": " ".join(cmd[1:])})
+                         "command": " ".join(cmd[1:]), "seed": seed, "failures": failures})
     return rows
 
 
@@ -64,7 +68,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", action="append", choices=PROFILES, default=None)
     ns = parser.parse_args(argv)
     print(machine())
-    print(format_rows(run(tuple(ns.profile or PROFILES))))
+    rows = run(tuple(ns.profile or PROFILES))
+    print(format_rows(rows))
+    for r in rows:  # a failing run says what failed, and the seed that reruns it
+        if r["exit"] != 0:
+            print(f"\n{r['profile']} {r['run']} exited {r['exit']}: {r['seed']}")
+            print("\n".join(f"  {line}" for line in r["failures"]))
 
 
 if __name__ == "__main__":
