@@ -51,6 +51,7 @@ COMPONENTS = {
     "torchrl.ParallelEnv": "torchrl.envs.ParallelEnv",
     "torchrl.AsyncEnvPool.threading": "torchrl.envs.AsyncEnvPool(backend='threading')",
     "torchrl.AsyncEnvPool.multiprocessing": "torchrl.envs.AsyncEnvPool(backend='multiprocessing')",
+    "torchrl.data.MultiCategorical": "torchrl.data.MultiCategorical (an action spec's rand())",
 }
 _FIELDS = {"name", "component", "subject", "ids", "signature", "reason", "reproducer", "when",
            "upstream", "options"}

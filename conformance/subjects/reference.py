@@ -24,7 +24,8 @@ def subject() -> Subject:
         parallel_env=ParallelMultiTaskEnv,
         description="the kit's oracle: reference.SerialMultiTaskEnv / ParallelMultiTaskEnv, "
         "reference.PartialTolerantSequential, tensordict's lazy stack",
-        uses=("tensordict.lazy_stack",),  # its findings are the reference's too
+        # their findings are the reference's too (its task envs' action specs are torchrl's)
+        uses=("tensordict.lazy_stack", "torchrl.data.MultiCategorical"),
         deadline_keyword="timeout",
         snippet={
             "lazy_stack": "from tensordict import LazyStackedTensorDict\n"

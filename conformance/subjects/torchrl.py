@@ -211,7 +211,7 @@ def subject(*, use_buffers: bool | None = None, mp_start_method: str = "spawn",
         f"{_call('ParallelEnv', 'n, makers', par)}, tensordict lazy_stack, "
         "TensorDictSequential(partial_tolerant=...)",
         uses=("tensordict.lazy_stack", "tensordict.TensorDictSequential", "torchrl.SerialEnv",
-              "torchrl.ParallelEnv"),
+              "torchrl.ParallelEnv", "torchrl.data.MultiCategorical"),
         snippet={
             "lazy_stack": "from tensordict import lazy_stack",
             "sequential": "from tensordict.nn import TensorDictSequential\n"
