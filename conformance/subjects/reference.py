@@ -3,7 +3,8 @@
 Stacking is tensordict's own lazy stack (the reference builds on it rather than re-implementing
 a TensorDict), so the subject uses the component ``tensordict.lazy_stack`` and inherits its
 findings (``conformance/findings/tensordict.toml``); the batched envs and the partial-tolerant
-policy are the reference's own and have none.
+policy are the reference's own and have none, but its task envs' action specs are torchrl's
+(``torchrl.data.MultiCategorical``: its ``rand()`` finding, ``conformance/findings/torchrl.toml``).
 """
 
 from __future__ import annotations
