@@ -38,9 +38,8 @@ def run(profiles: tuple[str, ...] = PROFILES) -> list[dict[str, Any]]:
             start = time.perf_counter()
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
             seconds = time.perf_counter() - start
-            total = next((line for line in proc.stdout.splitlines()[::-1]
-                          if line.startswith("conformance:")), "")
             lines = proc.stdout.splitlines()
+            total = next((line for line in lines[::-1] if line.startswith("conformance:")), "")
             seed = next((line for line in lines if "hypothesis seed" in line), "")
             failures = [f"{line[:300]} / {nxt.strip()[:300]}" for line, nxt in
                         zip(lines, [*lines[1:], ""], strict=True) if line.startswith("FAILED ")]
