@@ -134,27 +134,44 @@ def _check(ns: argparse.Namespace) -> int:
               "'multitask-conformance[test]' or run without -n", file=sys.stderr)
         return arguments.USAGE
     _banner(ns)
+    import pytest
+
+    from conformance.plugin import DoctorGate
+    from conformance.verdict import Progress
+
+    plugins: list[object] = [Progress()]
+    probes = None
     if not ns.skip_doctor:
         from conformance import doctor
 
         selected = catalogue.select(ns.area)
-        blocker = doctor.blocking_problem(
-            dmcontrol=any(p.extra == "dmcontrol" for p in selected),
-            parallel=any("parallel_env" in p.needs for p in selected))
+        dmcontrol = any(p.extra == "dmcontrol" for p in selected)
+        parallel = any("parallel_env" in p.needs for p in selected)
+        probes = doctor.Probes(dmcontrol=dmcontrol, parallel=parallel)
+        if ns.numprocesses:  # (xdist's workers run the properties: judge every probe first)
+            blocker = probes.problem(dmcontrol=dmcontrol, parallel=parallel)
+        else:  # the core imports now; each probe before the first property that needs it
+            blocker = probes.problem()
+            plugins.append(DoctorGate(probes))
         if blocker:
+            probes.close()
             print(blocker, file=sys.stderr)
             return 3
-    import pytest
-
-    from conformance.report import format_failures, format_findings, format_table, format_warnings
-
     report_path = ns.report or os.path.join(tempfile.mkdtemp(prefix="conformance-"),
                                             "report.json")
-    from conformance.verdict import Progress
-
-    code = pytest.main(pytest_args(ns, report_path), plugins=[Progress()])
+    try:
+        code = pytest.main(pytest_args(ns, report_path), plugins=plugins)
+    finally:
+        if probes is not None:
+            probes.close()
+    gate = plugins[-1]
+    if isinstance(gate, DoctorGate) and gate.message:
+        print(gate.message, file=sys.stderr)
+        return 3
     if code == pytest.ExitCode.USAGE_ERROR:  # (the plugin's: a subject that fails to resolve)
         return arguments.USAGE
+    from conformance.report import format_failures, format_findings, format_table, format_warnings
+
     if not Path(report_path).exists():
         return int(code) or 4
     report = json.loads(Path(report_path).read_text(encoding="utf-8"))

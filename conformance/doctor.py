@@ -10,8 +10,9 @@ Problems are found by trying, not by version numbers alone:
   time limit -- mujoco 4.0.0 breaks dm_control 1.0.50 (``'MjModel' object has no attribute
   'flex_vertedge'``), and a broken native library must not crash the caller.
 
-``check`` calls :func:`blocking_problem` with only the probes its selection needs, run side by
-side, and stops with the doctor's message when the environment cannot run it.
+``check`` starts only the probes its selection needs (:class:`Probes`), judges the core imports
+first and each probe before the first property that needs it, and stops with the doctor's
+message when the environment cannot run it.
 """
 
 from __future__ import annotations
@@ -143,6 +144,9 @@ def _spawn_worker(conn: multiprocessing.connection.Connection) -> None:
         conn.send(("ok", ""))
     except BaseException:
         conn.send(("error", traceback.format_exc()))
+    import gc
+
+    gc.freeze()  # no collection of the imports' objects at exit (see conformance.__main__)
 
 
 def _mpmath_fix() -> str:
@@ -326,42 +330,66 @@ def check_mujoco_gl() -> Check:
 # -- running the checks --------------------------------------------------------------------------
 
 
-def run_checks(dmcontrol: bool = True, parallel: bool = True) -> list[Check]:
-    """The checks, in order; the humanoid probe (a subprocess) runs while this process imports
-    the core libraries and the spawned worker starts.
+class Probes:
+    """The checks, started together: the humanoid probe (a subprocess) first, then the core
+    imports in this process, then the spawned worker; :meth:`checks` waits for the probes asked
+    for, each once.  ``check`` judges the core imports at once and each probe only before the
+    first property that needs it (:class:`conformance.plugin.DoctorGate`): the probes run in the
+    background meanwhile.
 
     ``dmcontrol`` / ``parallel`` False leave out the humanoid probe / the spawned-worker probe.
     The worker starts only after the core imports: starting a process fixes multiprocessing's
     default start method, and torchrl's import must be the first to choose it (spawn), as it
     is in the ``check`` run that follows.
     """
-    dmc = _DmcProbe() if dmcontrol else None
-    checks = [check_core()]
-    if parallel and checks[0].ok:  # else the worker would fail the same way
-        checks.append(check_spawn())
-    checks += [check_start_methods(), check_mujoco_gl()]
-    if dmc is not None:
-        checks.append(dmc.result())
-    return checks
+
+    def __init__(self, dmcontrol: bool = True, parallel: bool = True) -> None:
+        self._dmc = _DmcProbe() if dmcontrol else None
+        self.core = check_core()
+        # (no worker when the imports fail: it would fail the same way)
+        self._spawn = _SpawnProbe() if parallel and self.core.ok else None
+        self._results: dict[str, Check] = {}
+
+    def checks(self, dmcontrol: bool = True, parallel: bool = True) -> list[Check]:
+        """The doctor's lines in order; those of probes not started are left out."""
+        found = [self.core]
+        if parallel and self._spawn is not None:
+            found.append(self._result("spawn", self._spawn))
+        found += [check_start_methods(), check_mujoco_gl()]
+        if dmcontrol and self._dmc is not None:
+            found.append(self._result("dmc", self._dmc))
+        return found
+
+    def _result(self, name: str, probe: _SpawnProbe | _DmcProbe) -> Check:
+        if name not in self._results:
+            self._results[name] = probe.result()
+        return self._results[name]
+
+    def problem(self, dmcontrol: bool = False, parallel: bool = False) -> str:
+        """The doctor's message when the checks asked for show the selected properties cannot
+        run here (empty when they can); the core imports are always judged."""
+        bad = [c for c in self.checks(dmcontrol, parallel) if not c.ok and c.blocking]
+        if not bad:
+            return ""
+        lines = ["conformance doctor: this environment cannot run the selected properties:"]
+        for c in bad:
+            lines.append(f"  {c.name}: {c.detail}\n    fix: {c.fix}")
+        lines.append(f"  ({_SKIP_HINT})")
+        return "\n".join(lines)
+
+    def close(self) -> None:
+        """Stop the probes nobody waited for (the run needed neither, or stopped first)."""
+        if self._spawn is not None and "spawn" not in self._results:
+            self._spawn.stop()
+        if self._dmc is not None and self._dmc.proc is not None and "dmc" not in self._results:
+            self._dmc.proc.kill()
+            self._dmc.proc.communicate()
+        self._spawn = self._dmc = None
 
 
-def blocking_problem(dmcontrol: bool = False, parallel: bool = True) -> str:
-    """The doctor's message when the selected properties cannot run here (empty when they can).
-
-    ``check`` calls this first so a broken environment stops it with one clear message instead
-    of many failed properties with the same traceback.  ``dmcontrol``: SCN properties are
-    selected (a dm_control that is installed but broken blocks; a missing one only skips them).
-    ``parallel``: properties that start worker processes are selected (runs the spawn probe,
-    the slowest one, a few seconds).
-    """
-    bad = [c for c in run_checks(dmcontrol, parallel) if not c.ok and c.blocking]
-    if not bad:
-        return ""
-    lines = ["conformance doctor: this environment cannot run the selected properties:"]
-    for c in bad:
-        lines.append(f"  {c.name}: {c.detail}\n    fix: {c.fix}")
-    lines.append(f"  ({_SKIP_HINT})")
-    return "\n".join(lines)
+def run_checks(dmcontrol: bool = True, parallel: bool = True) -> list[Check]:
+    """The checks, in order, each waited for (see :class:`Probes`)."""
+    return Probes(dmcontrol, parallel).checks(dmcontrol, parallel)
 
 
 def main(as_json: bool = False) -> int:

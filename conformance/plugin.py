@@ -81,6 +81,7 @@ class _State:
         self.cells: reports.Cells = {}
         self.requested = requested(config)  # decided before collection: the header needs it
         self.active = False  # a conformance property was collected
+        self.stopped = False  # the doctor stopped the run (DoctorGate): no report
 
     def resolve(self) -> dict[str, Any]:
         """Resolve the subject names once; their own findings files join the run's."""
@@ -231,7 +232,53 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
     if drop:
         config.hook.pytest_deselected(items=drop)
-        items[:] = keep
+    if state.active:  # (a stable sort: each tier keeps pytest's order)
+        keep.sort(key=lambda item: (starts_processes(item), needs_dmcontrol(item)))
+    items[:] = keep
+
+
+def starts_processes(item: pytest.Item) -> bool:
+    """Whether ``item``, a kit property on one subject, starts worker processes: it needs a
+    process-parallel env, or its subject spawns workers for a capability it needs."""
+    marker = item.get_closest_marker(MARKER)
+    subj = getattr(item, "callspec", None) and item.callspec.params.get("subject")
+    if marker is None or subj is None:
+        return False
+    needs = set(catalogue.get(marker.args[0]).needs)
+    return "parallel_env" in needs or bool(needs & set(getattr(subj, "spawns", ())))
+
+
+def needs_dmcontrol(item: pytest.Item) -> bool:
+    """Whether ``item`` is a kit property that loads dm_control (the seed scenario)."""
+    marker = item.get_closest_marker(MARKER)
+    return marker is not None and catalogue.get(marker.args[0]).extra == "dmcontrol"
+
+
+class DoctorGate:
+    """``check``'s doctor, as a plugin: the doctor's probes (``conformance.doctor.Probes``) run
+    in the background while the properties that need neither worker processes nor dm_control
+    run (collection orders those first: their verdicts come first too); before the first
+    property that needs one, the gate waits for its probe, and stops the run when it failed --
+    no report, and ``check`` prints :attr:`message` and exits 3."""
+
+    def __init__(self, probes: Any) -> None:
+        self.probes = probes
+        self.message = ""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        parallel, dmcontrol = starts_processes(item), needs_dmcontrol(item)
+        if not (parallel or dmcontrol):
+            return
+        self.message = self.probes.problem(dmcontrol=dmcontrol, parallel=parallel)
+        if self.message:
+            item.config.stash[STATE].stopped = True
+            pytest.exit("the conformance doctor stopped the run (its message follows)",
+                        returncode=3)
+
+    @pytest.hookimpl(tryfirst=True)  # (before the plugin reaps leftover workers)
+    def pytest_sessionfinish(self) -> None:
+        self.probes.close()
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -245,12 +292,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 def pytest_runtest_teardown(item: pytest.Item) -> None:
     """Collect garbage after a property that starts workers: see ``hygiene.collect_garbage``."""
-    marker = item.get_closest_marker(MARKER)
-    if marker is None:
-        return
-    subj = getattr(item, "callspec", None) and item.callspec.params.get("subject")
-    needs = set(catalogue.get(marker.args[0]).needs)
-    if "parallel_env" in needs or needs & set(getattr(subj, "spawns", ())):
+    if starts_processes(item):
+        marker = item.get_closest_marker(MARKER)
+        subj = item.callspec.params.get("subject")  # type: ignore[attr-defined]
         stuck = hygiene.collect_garbage(hygiene.FINALIZER_LIMIT)
         if stuck:
             warnings.warn(pytest.PytestWarning(
@@ -360,5 +404,5 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                             f"end of the run were terminated: {', '.join(left)}; a subject's env "
                             "left them (close() interrupted, or never called)", yellow=True)
     path = config.getoption(OPT_REPORT)
-    if path and not hasattr(config, "workerinput"):
+    if path and not hasattr(config, "workerinput") and not state.stopped:
         reports.write(path, _report(state))
