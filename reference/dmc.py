@@ -26,6 +26,9 @@ def make_humanoid(task: str) -> Any:
     from torchrl.envs import CatTensors, Compose, DoubleToFloat, TransformedEnv
     from torchrl.envs.libs.dm_control import DMControlEnv
 
+    from reference.tasks import skip_exit_collection
+
+    skip_exit_collection()  # (a worker's exit only: the env is the tutorial's)
     base = DMControlEnv("humanoid", task)
     obs_keys = list(base.observation_spec.keys())
     return TransformedEnv(
