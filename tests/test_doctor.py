@@ -146,11 +146,15 @@ class TestBrokenSpawnedWorker:
         assert "pip install -U sympy" in out and "mpmath<1.4" in out, out
 
     def test_check_stops_with_the_spawn_message(self, tmp_path: Path) -> None:
-        """`check` of an area with parallel properties stops with the worker's diagnosis."""
+        """`check` of an area with parallel properties runs those that start no process while
+        the probe runs, then stops with the worker's diagnosis before the first that does, and
+        writes no report."""
         report = tmp_path / "report.json"
         proc = _run("check", "--area", "PAR", "--subject", "reference", "--report", str(report),
                     fakes=_fakes(tmp_path, FAKE_MPMATH_IN_WORKERS))
         out = proc.stdout + proc.stderr
         assert proc.returncode == 3, out
         assert "spawned worker" in out and "mpmath" in out, out
-        assert not report.exists(), "properties ran although the doctor blocked"
+        assert "PAR-002 reference … ok" in out, out  # serial-only: ran first
+        assert "PAR-001 reference" not in out and "PAR-008 reference" not in out, out
+        assert not report.exists(), "a report was written although the doctor stopped the run"
