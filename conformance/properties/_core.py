@@ -132,14 +132,15 @@ def prop(prop_id: str, kind: str = "default", helpers: tuple[Any, ...] = (),
     """Mark ``body(subject, **drawn)`` as conformance property ``prop_id``.
 
     ``strategies`` are hypothesis strategies for the body's other arguments and ``examples``
-    its fixed examples (run first, in order); ``kind`` is ``default``, ``parallel`` or
-    ``stateful``. The hypothesis test is built for each run with the settings the profile gives
-    this property on this subject (:func:`conformance.profiles.hypothesis_settings`), and each
-    example is recorded so a failure comes with a standalone reproducer: the body's source and
-    what it calls, found by :func:`conformance.repro.needs` (``helpers``, rarely needed: more
-    functions to paste).  A stateful property records its own examples of ``replay(subject,
-    **inputs)``, the function its reproducer calls.  The docstring becomes the catalogue
-    statement; the test keeps the function its reproducer pastes as ``conformance_body``.
+    its fixed examples (run first, in order; each run gets fresh copies, as a body may mutate
+    its inputs); ``kind`` is ``default``, ``parallel`` or ``stateful``. The hypothesis test is
+    built for each run with the settings the profile gives this property on this subject
+    (:func:`conformance.profiles.hypothesis_settings`), and each example is recorded so a
+    failure comes with a standalone reproducer: the body's source and what it calls, found by
+    :func:`conformance.repro.needs` (``helpers``, rarely needed: more functions to paste).  A
+    stateful property records its own examples of ``replay(subject, **inputs)``, the function
+    its reproducer calls.  The docstring becomes the catalogue statement; the test keeps the
+    function its reproducer pastes as ``conformance_body``.
     """
     from hypothesis import example, given, seed, settings
     from hypothesis.errors import Unsatisfiable
@@ -164,8 +165,8 @@ def prop(prop_id: str, kind: str = "default", helpers: tuple[Any, ...] = (),
             test = _recorder(call, body, helpers, generated=bool(strategies))
             if strategies:
                 test = given(**strategies)(test)
-                for fixed in reversed(examples):
-                    test = example(**fixed)(test)
+                for fixed in reversed(examples):  # a copy per run: a body may mutate its inputs
+                    test = example(**copy.deepcopy(fixed))(test)
                 run_seed = profiles.seed()
                 if run_seed is not None and not call.settings.derandomize:
                     test = seed(run_seed)(test)
