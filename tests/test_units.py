@@ -243,6 +243,87 @@ class TestReproducerRendering:
             repro.to_code(object())
 
 
+class TestFixedExamples:
+    """The fixed examples of conformance.strategies lie in their strategies' domains, hold no
+    nested key whose parent only some elements hold (tensordict's declared finding), and reach
+    each run as fresh copies."""
+
+    @staticmethod
+    def _leaves(td):
+        return {(k,) if isinstance(k, str) else k for k in td.keys(True, True)}
+
+    def _check_stack(self, tds, dim, exclusive, max_n=4, max_dims=2):
+        batch = tds[0].batch_size
+        assert all(td.batch_size == batch for td in tds)
+        assert 1 <= len(tds) <= max_n and len(batch) <= max_dims and max(batch) <= 3
+        assert -(len(batch) + 1) <= dim <= len(batch)
+        leaves = [self._leaves(td) for td in tds]
+        shared = set.intersection(*leaves)
+        assert shared and all(k[-1].startswith("x") for k in set.union(*leaves) - shared)
+        if exclusive:
+            assert leaves[0] - leaves[-1]
+        parents = [{k[0] for k in keys if len(k) > 1} for keys in leaves]
+        assert all(p == parents[0] for p in parents)  # no parent only some elements hold
+
+    def test_stack_examples_in_their_domains(self):
+        """Each stack example: one batch size, sizes, dims, slice bounds and index entries as the
+        strategy draws them; exclusive cases have a key element 0 holds and the last lacks."""
+        from conformance import strategies as s
+
+        for nested in (False, True):
+            case = s.rich_stack(nested)
+            self._check_stack(case.tds, case.dim, exclusive=True)
+        for empty in (False, True):
+            case = s.rich_slice(empty)
+            self._check_stack(case.tds, case.dim, exclusive=True)
+            n = len(case.tds)
+            assert all(b is None or -n - 1 <= b <= n + 1 for b in case.bounds[:2])
+            assert case.bounds[2] in (None, 1, 2, 3)
+        case = s.rich_index()
+        self._check_stack(case.tds, case.dim, exclusive=False)
+        assert len({frozenset(self._leaves(td)) for td in case.tds}) == 1  # homogeneous
+        sizes = list(case.tds[0].batch_size)
+        sizes.insert(case.dim % (len(sizes) + 1), len(case.tds))
+        for size, part in zip(sizes, case.index, strict=False):
+            if isinstance(part, list):
+                assert all(b is None or -size - 1 <= b <= size + 1 for b in part[:2])
+            else:
+                assert -size <= part < size
+        case = s.rich_new_key()
+        self._check_stack(case.tds, case.dim, exclusive=False)
+        assert not any(case.key in td.keys(True) for td in case.tds)
+        assert case.value.shape[:3] == (2, len(case.tds), 3)
+        grid = s.rich_grid()
+        assert 1 <= len(grid.grid) <= 3 and all(2 <= len(row) <= 3 for row in grid.grid)
+        self._check_stack([td for row in grid.grid for td in row], grid.inner_dim,
+                          exclusive=True, max_n=9, max_dims=1)
+        assert -3 <= grid.outer_dim <= 2
+
+    def test_each_run_gets_fresh_copies(self):
+        """A body that mutates its fixed example does not change the next run's."""
+        from hypothesis import strategies as st
+
+        from conformance import record
+        from conformance.properties._core import prop
+
+        seen = []
+
+        @prop("STK-001", case=st.lists(st.just(0), min_size=1, max_size=1),
+              examples=(dict(case=[0]),))
+        def body(subject, case):
+            seen.append(list(case))
+            case.append(1)
+
+        record.begin("STK-001")
+        try:
+            body(None)
+            first = len(seen)
+            body(None)
+        finally:
+            record.begin("STK-001")
+        assert seen[0] == seen[first] == [0]
+
+
 class TestProfiles:
     def test_ci_env_selects_ci(self, monkeypatch):
         """CI=true selects the derandomized ci profile; otherwise quick."""

@@ -20,11 +20,17 @@ from conformance.strategies import (
     SliceCase,
     StackCase,
     nested_stack_cases,
+    rich_grid,
+    rich_slice,
+    rich_stack,
     slice_cases,
     stack_cases,
 )
 
 _KEEP = "keep the elements themselves in the stack; never reduce them to the shared keys"
+_RICH = (dict(case=rich_stack()),)  # fixed first: four elements, keys of their own, dim -2
+# ... then with a nested shared key and a nested key under that shared parent only some hold
+_NESTED = (*_RICH, dict(case=rich_stack(nested=True)))
 
 
 def all_keys(td):
@@ -45,7 +51,7 @@ def read_outcome(td, key, form, default):
         return ("raised", type(exc))
 
 
-@prop("EXC-001", case=stack_cases(exclusive=True))
+@prop("EXC-001", case=stack_cases(exclusive=True), examples=_NESTED)
 def test_keys_are_the_intersection(subject, case: StackCase) -> None:
     stack = subject.lazy_stack(case.tds, case.dim)
     call = f"lazy_stack(tds, dim={case.dim}).keys(...)"
@@ -60,7 +66,7 @@ def test_keys_are_the_intersection(subject, case: StackCase) -> None:
     expect(set(stack.keys()) == top, "keys()", sorted(stack.keys()), sorted(top), call, fix)
 
 
-@prop("EXC-002", case=stack_cases(exclusive=True))
+@prop("EXC-002", case=stack_cases(exclusive=True), examples=_NESTED)
 def test_elements_keep_exclusive_keys(subject, case: StackCase) -> None:
     d = case.dim % (case.tds[0].batch_dims + 1)
     before = snapshot(case.tds)
@@ -71,7 +77,9 @@ def test_elements_keep_exclusive_keys(subject, case: StackCase) -> None:
                         f"lazy_stack(tds, dim={case.dim})", fix=_KEEP)
 
 
-@prop("EXC-003", case=slice_cases())
+# fixed first: the rich stack sliced across elements whose keys differ, then an empty slice
+@prop("EXC-003", case=slice_cases(),
+      examples=(dict(case=rich_slice()), dict(case=rich_slice(empty=True))))
 def test_slice_keeps_exclusive_keys(subject, case: SliceCase) -> None:
     d = case.dim % (case.tds[0].batch_dims + 1)
     before = snapshot(case.tds)
@@ -89,7 +97,7 @@ def test_slice_keeps_exclusive_keys(subject, case: SliceCase) -> None:
                             "themselves, exclusive keys included")
 
 
-@prop("EXC-004", case=nested_stack_cases(exclusive=True))
+@prop("EXC-004", case=nested_stack_cases(exclusive=True), examples=(dict(case=rich_grid()),))
 def test_nested_stack_keeps_exclusive_keys(subject, case: NestedStackCase) -> None:
     ndim = case.grid[0][0].batch_dims
     d_in = case.inner_dim % (ndim + 1)  # in the inner stacks' dims
@@ -116,7 +124,7 @@ def test_nested_stack_keeps_exclusive_keys(subject, case: NestedStackCase) -> No
                             fix=_KEEP)
 
 
-@prop("EXC-005", case=stack_cases(exclusive=True))
+@prop("EXC-005", case=stack_cases(exclusive=True), examples=_NESTED)
 def test_reading_a_non_shared_key_fails_like_a_missing_key(subject, case: StackCase) -> None:
     stack = subject.lazy_stack(case.tds, case.dim)
     partial = set.union(*(all_keys(td) for td in case.tds)) - set.intersection(
@@ -142,7 +150,7 @@ def test_reading_a_non_shared_key_fails_like_a_missing_key(subject, case: StackC
                    "fail as for a missing key; never return partial, padded or mixed data")
 
 
-@prop("EXC-006", case=stack_cases(exclusive=True))
+@prop("EXC-006", case=stack_cases(exclusive=True), examples=_NESTED)
 def test_densify_keeps_shared_keys_and_own_values(subject, case: StackCase) -> None:
     d = case.dim % (case.tds[0].batch_dims + 1)
     before = snapshot(case.tds)
@@ -168,7 +176,9 @@ def test_densify_keeps_shared_keys_and_own_values(subject, case: StackCase) -> N
                                     "stack each element's own value, in order")
 
 
-@prop("EXC-007", case=stack_cases(), nested=st.booleans(), how=st.sampled_from(["set", "setitem"]))
+@prop("EXC-007", case=stack_cases(), nested=st.booleans(), how=st.sampled_from(["set", "setitem"]),
+      examples=(dict(case=rich_stack(), nested=False, how="set"),
+                dict(case=rich_stack(), nested=True, how="setitem")))
 def test_key_set_on_one_element_stays_there(subject, case: StackCase, nested: bool,
                                             how: str) -> None:
     d = case.dim % (case.tds[0].batch_dims + 1)
@@ -190,7 +200,7 @@ def test_key_set_on_one_element_stays_there(subject, case: StackCase, nested: bo
                             f"tds[{j}].get({keys[j]!r})", call)
 
 
-@prop("EXC-008", case=stack_cases(exclusive=True))
+@prop("EXC-008", case=stack_cases(exclusive=True), examples=_NESTED)
 def test_membership_agrees_with_keys(subject, case: StackCase) -> None:
     stack = subject.lazy_stack(case.tds, case.dim)
     call = f"lazy_stack(tds, dim={case.dim})"

@@ -21,13 +21,18 @@ from conformance.strategies import (
     index_cases,
     nested_stack_cases,
     new_key_cases,
+    rich_grid,
+    rich_index,
+    rich_new_key,
+    rich_stack,
     stack_cases,
 )
 
 _VIEW = "index into the stored elements instead of copying or re-stacking them"
+_RICH = (dict(case=rich_stack()),)  # fixed first: four elements, keys of their own, dim -2
 
 
-@prop("STK-001", case=stack_cases())
+@prop("STK-001", case=stack_cases(), examples=_RICH)
 def test_index_returns_originals(subject, case: StackCase) -> None:
     d = case.dim % (case.tds[0].batch_dims + 1)  # dim may be negative
     stack = subject.lazy_stack(case.tds, case.dim)
@@ -37,7 +42,7 @@ def test_index_returns_originals(subject, case: StackCase) -> None:
                   _VIEW)
 
 
-@prop("STK-002", case=stack_cases())
+@prop("STK-002", case=stack_cases(), examples=_RICH)
 def test_unbind_returns_originals(subject, case: StackCase) -> None:
     ndim = case.tds[0].batch_dims + 1
     d = case.dim % ndim
@@ -52,7 +57,9 @@ def test_unbind_returns_originals(subject, case: StackCase) -> None:
                       "return the stored elements, in stacking order, from unbind(stack_dim)")
 
 
-@prop("STK-003", case=stack_cases(), how=st.sampled_from(["set_", "setitem", "update_"]))
+# fixed first: the rich stack written each way (setitem may replace the elements' tensors)
+@prop("STK-003", case=stack_cases(), how=st.sampled_from(["set_", "setitem", "update_"]),
+      examples=tuple(dict(case=rich_stack(), how=how) for how in ("set_", "setitem", "update_")))
 def test_write_through_stack_reaches_originals(subject, case: StackCase, how: str) -> None:
     d = case.dim % (case.tds[0].batch_dims + 1)
     shared = set.intersection(*(leaf_keys(td) for td in case.tds))
@@ -80,7 +87,8 @@ def test_write_through_stack_reaches_originals(subject, case: StackCase, how: st
                                     "write in place into the elements' tensors")
 
 
-@prop("STK-004", case=stack_cases(), how=st.sampled_from(["copy_", "set_"]))
+@prop("STK-004", case=stack_cases(), how=st.sampled_from(["copy_", "set_"]),
+      examples=tuple(dict(case=rich_stack(), how=how) for how in ("copy_", "set_")))
 def test_original_writes_show_through(subject, case: StackCase, how: str) -> None:
     d = case.dim % (case.tds[0].batch_dims + 1)
     shared = set.intersection(*(leaf_keys(td) for td in case.tds))
@@ -110,7 +118,8 @@ def test_original_writes_show_through(subject, case: StackCase, how: str) -> Non
                                 "read the elements' current tensors")
 
 
-@prop("STK-005", case=new_key_cases(), how=st.sampled_from(["set", "setitem"]))
+@prop("STK-005", case=new_key_cases(), how=st.sampled_from(["set", "setitem"]),
+      examples=tuple(dict(case=rich_new_key(), how=how) for how in ("set", "setitem")))
 def test_new_key_lands_in_every_element(subject, case: NewKeyCase, how: str) -> None:
     d = case.dim % (case.tds[0].batch_dims + 1)
     expected = case.value.clone()
@@ -128,7 +137,7 @@ def test_new_key_lands_in_every_element(subject, case: NewKeyCase, how: str) -> 
                             "give element i the value's slice i along the stack dim")
 
 
-@prop("STK-006", case=index_cases())
+@prop("STK-006", case=index_cases(), examples=(dict(case=rich_index()),))
 def test_homogeneous_values_equal_dense_stack(subject, case: IndexCase) -> None:
     d = case.dim % (case.tds[0].batch_dims + 1)
     dense = torch.stack([td.clone() for td in case.tds], d)
@@ -145,7 +154,7 @@ def test_homogeneous_values_equal_dense_stack(subject, case: IndexCase) -> None:
                     fix="an index that selects no element keeps the keys, with zero-size values")
 
 
-@prop("STK-007", case=stack_cases())
+@prop("STK-007", case=stack_cases(), examples=_RICH)
 def test_batch_size(subject, case: StackCase) -> None:
     d = case.dim % (case.tds[0].batch_dims + 1)
     expected = list(case.tds[0].batch_size)
@@ -158,7 +167,7 @@ def test_batch_size(subject, case: StackCase) -> None:
     expect(list(stack.shape) == expected, "stack.shape", list(stack.shape), expected, call)
 
 
-@prop("STK-008", case=nested_stack_cases())
+@prop("STK-008", case=nested_stack_cases(), examples=(dict(case=rich_grid()),))
 def test_nested_stack_indexes_to_originals(subject, case: NestedStackCase) -> None:
     ndim = case.grid[0][0].batch_dims
     d_in = case.inner_dim % (ndim + 1)  # in the inner stacks' dims
@@ -181,7 +190,7 @@ def test_nested_stack_indexes_to_originals(subject, case: NestedStackCase) -> No
             expect_is(outer[tuple(both)], td, f"outer[{tuple(both)}]", call, _VIEW)
 
 
-@prop("STK-009", case=stack_cases())
+@prop("STK-009", case=stack_cases(), examples=_RICH)
 def test_no_copy(subject, case: StackCase) -> None:
     d = case.dim % (case.tds[0].batch_dims + 1)
     shared = set.intersection(*(leaf_keys(td) for td in case.tds))

@@ -4,8 +4,9 @@ Every strategy shrinks toward small, readable examples: few elements, few keys, 
 float32, zeros.  Values are small integers cast to the key's dtype, so failures print legibly and
 bitwise comparisons are meaningful.  One module per area, each self-contained: :mod:`._common`
 (shapes, dtypes, keys, layouts, tensordicts), :mod:`.stacks` (STK / EXC), :mod:`.tasks` (task
-sets and actions: SPEC / PAR), :mod:`.rollouts` (PAR), :mod:`.examples` (fixed first examples of
-the process-parallel properties), :mod:`.policy` (POL).  Every name is importable from here.
+sets and actions: SPEC / PAR), :mod:`.rollouts` (PAR), :mod:`.policy` (POL), and the fixed
+first examples: :mod:`.examples` (PAR, SPEC) and :mod:`.stack_examples` (STK / EXC).
+Every name is importable from here.
 """
 
 from __future__ import annotations
@@ -46,6 +47,14 @@ from conformance.strategies.rollouts import (
     random_rollout_cases,
     rollout_cases,
     seed_cases,
+)
+from conformance.strategies.stack_examples import (
+    exclusive_elements,
+    rich_grid,
+    rich_index,
+    rich_new_key,
+    rich_slice,
+    rich_stack,
 )
 from conformance.strategies.stacks import (
     IndexCase,
@@ -95,6 +104,7 @@ __all__ = [
     "TaskSet",
     "action_sequences",
     "dtypes",
+    "exclusive_elements",
     "failure_cases",
     "failure_example",
     "hang_cases",
@@ -111,6 +121,11 @@ __all__ = [
     "random_rollout_cases",
     "random_rollout_example",
     "reset_masks",
+    "rich_grid",
+    "rich_index",
+    "rich_new_key",
+    "rich_slice",
+    "rich_stack",
     "rollout_cases",
     "rollout_example",
     "scripted_actions",
