@@ -299,6 +299,30 @@ class TestFixedExamples:
                           exclusive=True, max_n=9, max_dims=1)
         assert -3 <= grid.outer_dim <= 2
 
+    def test_task_and_policy_examples_in_their_domains(self):
+        """The batched tasks share one batch size, keys several tasks hold agree (but the
+        conflict's key), all top-level; the conflicts differ in size at one rank, or in dtype
+        only; the policy case has a head, several tasks present, a valid stack dim."""
+        from conformance.strategies import batched_tasks, conflict_example, policy_example
+
+        tasks = batched_tasks()
+        assert {t.batch for t in tasks} == {(2,)} and 2 <= len(tasks) <= 4
+        specs = {}
+        for t in tasks:
+            for k in t.observations:
+                assert isinstance(k.key, str)  # no nested key whose parent some tasks lack
+                assert specs.setdefault(k.key, (k.shape, k.dtype)) == (k.shape, k.dtype)
+        for dtype in (False, True):
+            case = conflict_example(dtype)
+            clash = [next(k for k in t.observations if k.key == case.key) for t in case.tasks]
+            assert len({(k.shape, k.dtype) for k in clash}) == 2  # two of them, not three
+            assert len({len(k.shape) for k in clash}) == len({k.dtype for k in clash}) - dtype
+            assert len(case.actions) == 3
+        pol = policy_example()
+        assert any(h is not None for h in pol.heads) and len(set(pol.tasks)) >= 2
+        assert pol.time == 0 and 0 <= pol.dim <= len(pol.batch) and max(pol.batch) <= 3
+        assert all(1 <= d <= 5 for d in pol.task_dims) and 1 <= pol.obs_dim <= 6
+
     def test_each_run_gets_fresh_copies(self):
         """A body that mutates its fixed example does not change the next run's."""
         from hypothesis import strategies as st

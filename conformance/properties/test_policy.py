@@ -21,7 +21,15 @@ from conformance.assertions import (
     snapshot,
 )
 from conformance.properties._core import prop
-from conformance.strategies import MissingKeyCase, PolicyCase, missing_key_cases, policy_cases
+from conformance.strategies import (
+    MissingKeyCase,
+    PolicyCase,
+    missing_key_cases,
+    policy_cases,
+    policy_example,
+)
+
+_FIXED = (dict(case=policy_example()),)  # fixed first: a flat stack with a task without a head
 
 
 def build_policy(case):
@@ -137,7 +145,7 @@ def expect_action_in_served_elements(subject, case, stack, what, expected, fix):
                tuple(el.get("action").shape), shape, call)
 
 
-@prop("POL-001", case=policy_cases())
+@prop("POL-001", case=policy_cases(), examples=_FIXED)
 def test_action_in_every_served_element(subject, case: PolicyCase) -> None:
     fix = ("run each head on every element that holds its in_keys (observation_{task}, hidden), "
            "not only when all elements do")
@@ -155,7 +163,7 @@ def test_action_in_every_innermost_element(subject, case: PolicyCase) -> None:
         "elements hold the head's keys")
 
 
-@prop("POL-003", case=policy_cases())
+@prop("POL-003", case=policy_cases(), examples=_FIXED)
 def test_stacked_equals_alone(subject, case: PolicyCase) -> None:
     policy, _, _ = partial_tolerant(subject, case)
     tds = build_elements(case)
@@ -173,7 +181,7 @@ def test_stacked_equals_alone(subject, case: PolicyCase) -> None:
                             "write it back to the same element", rtol=1.3e-6, atol=1e-5)
 
 
-@prop("POL-004", case=policy_cases(nested=None))
+@prop("POL-004", case=policy_cases(nested=None), examples=_FIXED)
 def test_backbone_runs_once(subject, case: PolicyCase) -> None:
     backbone, heads = build_policy(case)
     calls = []
@@ -212,7 +220,7 @@ def test_strict_missing_key_raises(subject, mk: MissingKeyCase) -> None:
          "with partial_tolerant=False, raise KeyError instead of skipping the module")
 
 
-@prop("POL-006", case=policy_cases(nested=None))
+@prop("POL-006", case=policy_cases(nested=None), examples=_FIXED)
 def test_head_skips_elements_without_its_keys(subject, case: PolicyCase) -> None:
     backbone, heads = build_policy(case)
     fed = {}  # task -> the rows of observation_<task> its head received
@@ -280,7 +288,7 @@ def test_single_td_equals_modules_in_order(subject, case: PolicyCase,
                         "itself")
 
 
-@prop("POL-008", case=policy_cases())
+@prop("POL-008", case=policy_cases(), examples=_FIXED)
 def test_writes_into_originals(subject, case: PolicyCase) -> None:
     policy, _, heads = partial_tolerant(subject, case)
     tds = build_elements(case)

@@ -27,6 +27,9 @@ from conformance.strategies import (
     ConflictCase,
     RolloutCase,
     TaskSet,
+    batched_run_example,
+    batched_spec_example,
+    conflict_example,
     spec_conflicts,
     spec_example,
     spec_task_sets,
@@ -122,8 +125,11 @@ def names_key(err: BaseException, key: Any) -> bool:
 
 # -- properties --------------------------------------------------------------------------------
 
+# fixed first: three tasks with a batch size of their own ([2]), besides the task dim
+_BATCHED = (dict(ts=batched_spec_example()),)
 
-@prop("SPEC-001", ts=spec_task_sets())
+
+@prop("SPEC-001", ts=spec_task_sets(), examples=_BATCHED)
 def test_observation_spec_per_task(subject, ts: TaskSet) -> None:
     own = [task_specs(t) for t in ts.tasks]
     env = subject.serial_env([t.maker() for t in ts.tasks])
@@ -141,7 +147,7 @@ def test_observation_spec_per_task(subject, ts: TaskSet) -> None:
         close_env(env)
 
 
-@prop("SPEC-002", ts=spec_task_sets())
+@prop("SPEC-002", ts=spec_task_sets(), examples=_BATCHED)
 def test_action_reward_done_specs_per_task(subject, ts: TaskSet) -> None:
     own = [task_specs(t) for t in ts.tasks]
     env = subject.serial_env([t.maker() for t in ts.tasks])
@@ -165,7 +171,7 @@ def test_action_reward_done_specs_per_task(subject, ts: TaskSet) -> None:
         close_env(env)
 
 
-@prop("SPEC-003", ts=spec_task_sets())
+@prop("SPEC-003", ts=spec_task_sets(), examples=_BATCHED)
 def test_batch_size_is_number_of_tasks(subject, ts: TaskSet) -> None:
     n = len(ts.tasks)
     env = subject.serial_env([t.maker() for t in ts.tasks])
@@ -180,7 +186,7 @@ def test_batch_size_is_number_of_tasks(subject, ts: TaskSet) -> None:
         close_env(env)
 
 
-@prop("SPEC-004", run=task_runs(steps=1))
+@prop("SPEC-004", run=task_runs(steps=1), examples=(dict(run=batched_run_example(1)),))
 def test_shared_keys_one_shape_and_dtype(subject, run: RolloutCase) -> None:
     n = len(run.tasks)
     own = [task_specs(t) for t in run.tasks]
@@ -225,7 +231,9 @@ def test_shared_keys_one_shape_and_dtype(subject, run: RolloutCase) -> None:
         close_env(env)
 
 
-@prop("SPEC-005", case=spec_conflicts())
+# fixed first: batched tasks that disagree on a key's size (at one rank), then on its dtype
+@prop("SPEC-005", case=spec_conflicts(),
+      examples=(dict(case=conflict_example()), dict(case=conflict_example(dtype=True))))
 def test_conflicting_key_refused_or_supported(subject, case: ConflictCase) -> None:
     from reference.tasks import TaskEnv
 
@@ -298,7 +306,8 @@ def test_conflicting_key_refused_or_supported(subject, case: ConflictCase) -> No
                             "stepped alone", f"serial_env(makers).{call}")
 
 
-@prop("SPEC-006", ts=spec_task_sets(), seed=st.integers(0, 2**16))
+@prop("SPEC-006", ts=spec_task_sets(), seed=st.integers(0, 2**16),
+      examples=(dict(ts=batched_spec_example(), seed=0),))
 def test_random_actions_accepted(subject, ts: TaskSet, seed: int) -> None:
     n = len(ts.tasks)
     env = subject.serial_env([t.maker() for t in ts.tasks])
@@ -328,7 +337,7 @@ def test_random_actions_accepted(subject, ts: TaskSet, seed: int) -> None:
         close_env(env)
 
 
-@prop("SPEC-007", ts=spec_task_sets())
+@prop("SPEC-007", ts=spec_task_sets(), examples=_BATCHED)
 def test_reset_elements_in_own_specs(subject, ts: TaskSet) -> None:
     own = [task_specs(t) for t in ts.tasks]
     env = subject.serial_env([t.maker() for t in ts.tasks])
@@ -346,7 +355,7 @@ def test_reset_elements_in_own_specs(subject, ts: TaskSet) -> None:
         close_env(env)
 
 
-@prop("SPEC-008", run=task_runs(steps=2))
+@prop("SPEC-008", run=task_runs(steps=2), examples=(dict(run=batched_run_example(2)),))
 def test_step_elements_in_own_specs(subject, run: RolloutCase) -> None:
     own = [task_specs(t) for t in run.tasks]
     env = subject.serial_env([t.maker() for t in run.tasks])

@@ -5,7 +5,7 @@ float32, zeros.  Values are small integers cast to the key's dtype, so failures 
 bitwise comparisons are meaningful.  One module per area, each self-contained: :mod:`._common`
 (shapes, dtypes, keys, layouts, tensordicts), :mod:`.stacks` (STK / EXC), :mod:`.tasks` (task
 sets and actions: SPEC / PAR), :mod:`.rollouts` (PAR), :mod:`.policy` (POL), and the fixed
-first examples: :mod:`.examples` (PAR, SPEC) and :mod:`.stack_examples` (STK / EXC).
+first examples: :mod:`.examples` (PAR, SPEC, POL) and :mod:`.stack_examples` (STK / EXC).
 Every name is importable from here.
 """
 
@@ -23,8 +23,13 @@ from conformance.strategies._common import (
     value,
 )
 from conformance.strategies.examples import (
+    batched_run_example,
+    batched_spec_example,
+    batched_tasks,
+    conflict_example,
     failure_example,
     hang_example,
+    policy_example,
     random_rollout_example,
     rollout_example,
     spec_example,
@@ -103,6 +108,10 @@ __all__ = [
     "StackCase",
     "TaskSet",
     "action_sequences",
+    "batched_run_example",
+    "batched_spec_example",
+    "batched_tasks",
+    "conflict_example",
     "dtypes",
     "exclusive_elements",
     "failure_cases",
@@ -118,6 +127,7 @@ __all__ = [
     "new_key_cases",
     "partial_reset_cases",
     "policy_cases",
+    "policy_example",
     "random_rollout_cases",
     "random_rollout_example",
     "reset_masks",
