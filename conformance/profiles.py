@@ -115,7 +115,8 @@ def hypothesis_settings(kind: str = "default", explicit: int = 0, *,
       each example starts workers, and the fixed example is the one chosen to expose the bugs
       generated ones miss. Larger budgets add generated examples.
     - ``spawns``: the subject starts worker processes for a capability the property needs: the
-      process-parallel example count, and no shrinking (each shrink step starts workers).
+      process-parallel example count (its fixed examples, where they fill it, as above), and
+      no shrinking (each shrink step starts workers).
     - No shrinking either when the run asks for none (``--conformance-no-shrink``); the explain
       phase only where the profile keeps it.
     """
@@ -132,7 +133,7 @@ def hypothesis_settings(kind: str = "default", explicit: int = 0, *,
     phases = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink]
     if prof.explain:
         phases.append(Phase.explain)
-    if kind == "parallel" and explicit >= examples:
+    if (kind == "parallel" or spawns) and explicit >= examples:
         phases = [Phase.explicit]
     if spawns or not _active["shrink"]:
         phases = [p for p in phases if p in (Phase.explicit, Phase.reuse, Phase.generate)]
