@@ -139,8 +139,7 @@ def _check(ns: argparse.Namespace) -> int:
     from conformance.plugin import DoctorGate
     from conformance.verdict import Progress
 
-    plugins: list[object] = [Progress()]
-    probes = None
+    probes, gate = None, None
     if not ns.skip_doctor:
         from conformance import doctor
 
@@ -152,7 +151,7 @@ def _check(ns: argparse.Namespace) -> int:
             blocker = probes.problem(dmcontrol=dmcontrol, parallel=parallel)
         else:  # the core imports now; each probe before the first property that needs it
             blocker = probes.problem()
-            plugins.append(DoctorGate(probes))
+            gate = DoctorGate(probes)
         if blocker:
             probes.close()
             print(blocker, file=sys.stderr)
@@ -160,12 +159,12 @@ def _check(ns: argparse.Namespace) -> int:
     report_path = ns.report or os.path.join(tempfile.mkdtemp(prefix="conformance-"),
                                             "report.json")
     try:
-        code = pytest.main(pytest_args(ns, report_path), plugins=plugins)
+        code = pytest.main(pytest_args(ns, report_path),
+                           plugins=[Progress(), *([gate] if gate else [])])
     finally:
         if probes is not None:
             probes.close()
-    gate = plugins[-1]
-    if isinstance(gate, DoctorGate) and gate.message:
+    if gate is not None and gate.message:
         print(gate.message, file=sys.stderr)
         return 3
     if code == pytest.ExitCode.USAGE_ERROR:  # (the plugin's: a subject that fails to resolve)
