@@ -44,6 +44,7 @@ class Call:
     budget: tuple[int, float] = (0, 0.0)  # shrink budget: (examples, seconds) after a failure
     failure: BaseException | None = None  # the last failure seen (not a declared finding)
     failing: Example | None = None  # the example that raised it
+    first: tuple[BaseException, Example | None] | None = None  # the first failure, its example
     failed_at: float | None = None  # time.monotonic() of the first failure
     after_failure: int = 0  # examples run since the first failure (shrinking)
     shrunk: str = ""  # "budget": the budget ran out before hypothesis finished shrinking

@@ -30,6 +30,19 @@ def failed(call: record.Call, exc: BaseException) -> None:
     call.failure, call.failing = exc, call.example
     if call.failed_at is None:
         call.failed_at = time.monotonic()
+        call.first = (exc, call.example)
+
+
+def reproduce_raised(call: record.Call, exc: BaseException) -> None:
+    """Make the example that raised ``exc`` (what hypothesis raises) the call's example, the one
+    its reproducer pastes.  After shrinking, hypothesis's final replay is the last example run;
+    but it runs every fixed example and raises the first that failed, and a later fixed example
+    may have passed after it."""
+    while getattr(exc, "exceptions", None):  # (several fixed examples failed: the first)
+        exc = exc.exceptions[0]  # type: ignore[attr-defined]
+    for failure, example in filter(None, (call.first, (call.failure, call.failing))):
+        if failure is exc:
+            call.example = example
 
 
 def tick(call: record.Call) -> None:
@@ -179,6 +192,9 @@ def prop(prop_id: str, kind: str = "default", helpers: tuple[Any, ...] = (),
                 if not call.hits:  # (no finding was hit: hypothesis's own complaint stands)
                     raise
                 return None  # only declared findings: the plugin reports what was explored
+            except Exception as exc:
+                reproduce_raised(call, exc)
+                raise
 
         del property_test.__wrapped__  # pytest reads the signature below, not the body's
         property_test.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
