@@ -238,11 +238,6 @@ class _SpawnProbe:
         self.conn.close()
 
 
-def check_spawn() -> Check:
-    """One spawned worker imports torch and tensordict and shares a tensor with this process."""
-    return _SpawnProbe().result()
-
-
 # -- dm_control ----------------------------------------------------------------------------------
 
 
@@ -290,11 +285,6 @@ class _DmcProbe:
             return Check(name, True, f"humanoid stand loads and steps ({where})")
         return Check(name, False, f"{_last_line(out)} ({where})",
                      diagnose_dmcontrol(out, self.vers["mujoco"], self.vers["dm_control"]))
-
-
-def check_dmcontrol() -> Check:
-    """Load and step the humanoid stand suite task (the seed's env) in a subprocess."""
-    return _DmcProbe().result()
 
 
 # -- platform ------------------------------------------------------------------------------------
